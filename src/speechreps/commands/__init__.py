@@ -1,0 +1,1 @@
+"""One module per ``speechreps`` sub-command; see :mod:`speechreps.cli`."""

@@ -1,0 +1,1 @@
+"""Data: keys and archives, alignments, features, corpus preparation, datasets and samplers."""

@@ -1,0 +1,134 @@
+"""Word alignments (``.wrd``) and term pairs, as small typed records.
+
+``.wrd`` (the format of ``recipe_bucktsong_awe``): one token per line,
+``<utt_id> <start_seconds> <end_seconds> <word>``.
+
+Term pairs (the output of unsupervised term discovery, in frames):
+``<cluster> <utt1> <start1> <end1> <utt2> <start2> <end2>``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UserError, WarningCounter
+
+
+@dataclass(frozen=True)
+class WordAlignment:
+    """One word token of an utterance; times in seconds."""
+
+    utt: str
+    start: float
+    end: float
+    word: str
+
+    def frames(self, hop_seconds: float = 0.01) -> tuple[int, int]:
+        """Start and (exclusive) end frame at the given hop."""
+        return int(round(self.start / hop_seconds)), int(round(self.end / hop_seconds))
+
+
+@dataclass(frozen=True)
+class TermPair:
+    """Two occurrences of one (discovered or true) term; frames, end exclusive."""
+
+    cluster: str
+    utt1: str
+    start1: int
+    end1: int
+    utt2: str
+    start2: int
+    end2: int
+
+
+def read_wrd(path: str | os.PathLike, warnings: WarningCounter | None = None) -> list[WordAlignment]:
+    """Read a ``.wrd`` file.
+
+    A malformed line (wrong field count, times that are not numbers, end <= start, a negative
+    start) is an error naming the file and line, unless ``warnings`` is given, in which case it is
+    counted there and skipped (``warnings.strict`` turns it back into an error).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"alignment file {path} cannot be read: {exc}") from None
+    out: list[WordAlignment] = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        problem = None
+        fields = line.split()
+        if len(fields) != 4:
+            problem = f"expected '<utt_id> <start> <end> <word>', got {len(fields)} fields"
+        else:
+            utt, start_s, end_s, word = fields
+            try:
+                start, end = float(start_s), float(end_s)
+            except ValueError:
+                problem = f"start/end {start_s!r} {end_s!r} are not numbers"
+            else:
+                if start < 0:
+                    problem = f"start {start} is negative"
+                elif end <= start:
+                    problem = f"end {end} is not after start {start}"
+        if problem is not None:
+            message = f"{path}:{lineno}: {problem}"
+            if warnings is None:
+                raise UserError(message)
+            warnings.add(message)
+            continue
+        out.append(WordAlignment(utt, start, end, word))
+    return out
+
+
+def write_wrd(path: str | os.PathLike, words: list[WordAlignment]) -> None:
+    """Write a ``.wrd`` file (times with millisecond precision), atomically."""
+    from ..fileio import write_text
+
+    write_text(path, "".join(f"{w.utt} {w.start:.3f} {w.end:.3f} {w.word}\n" for w in words))
+
+
+def read_term_pairs(path: str | os.PathLike) -> list[TermPair]:
+    """Read a term-pair file; any malformed line is an error naming the file and line."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"term-pair file {path} cannot be read: {exc}") from None
+    pairs = []
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        f = line.split()
+        if len(f) != 7:
+            raise UserError(f"{path}:{lineno}: expected '<cluster> <utt1> <start1> <end1> <utt2> <start2> <end2>'")
+        try:
+            s1, e1, s2, e2 = int(f[2]), int(f[3]), int(f[5]), int(f[6])
+        except ValueError:
+            raise UserError(f"{path}:{lineno}: frame numbers must be integers") from None
+        if e1 <= s1 or e2 <= s2 or min(s1, s2) < 0:
+            raise UserError(f"{path}:{lineno}: a segment ends before it starts or starts below 0")
+        pairs.append(TermPair(f[0], f[1], s1, e1, f[4], s2, e2))
+    return pairs
+
+
+def write_term_pairs(path: str | os.PathLike, pairs: list[TermPair]) -> None:
+    """Write pairs in the term-discovery format, atomically."""
+    from ..fileio import write_text
+
+    write_text(
+        path,
+        "".join(f"{p.cluster} {p.utt1} {p.start1} {p.end1} {p.utt2} {p.start2} {p.end2}\n" for p in pairs),
+    )
+
+
+def read_speaker_list(path: str | os.PathLike) -> list[str]:
+    """One speaker id per line; blank lines ignored."""
+    path = Path(path)
+    try:
+        return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+    except OSError as exc:
+        raise UserError(f"speaker list {path} cannot be read: {exc}") from None

@@ -1,0 +1,198 @@
+"""``data_paths.json``: the original tool's registry of datasets, read and written.
+
+The file is a flat JSON object. For a dataset named ``<lang>`` these keys are understood (paths are
+relative to the folder holding the file):
+
+==================================  ===============================================================
+``<lang>_train_data``               utterance archive, training split (``<utt>_<start>-<end>`` keys)
+``<lang>_validation_data``          utterance archive, validation split
+``<lang>_test_data``                utterance archive, test split
+``<lang>_train_words``              same-different word-token archive, training split (new)
+``<lang>_validation_words``         same-different word-token archive, validation split (new)
+``<lang>_test_words``               same-different word-token archive, test split (new)
+``<lang>_train_pairs``              term-pair file (frames into the training utterances) (new)
+``<lang>_word_1_train_data``        original: first members of frame-aligned pairs (npz)
+``<lang>_word_2_train_data``        original: second members, same keys, same lengths (npz)
+``<lang>_aligned_train_data``       original: ``<key>.X`` / ``<key>.Y`` aligned segment pairs (npz)
+``<lang>_speaker_rule``             ``buckeye``, ``nchlt`` or a regular expression (new)
+==================================  ===============================================================
+
+The original tool's files only have ``*_data`` keys, and in those the ``*_data`` archives may hold
+word tokens rather than utterances; :meth:`DatasetPaths.words` then falls back to them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import UserError
+from ..fileio import write_json
+from .archive import Archive, SpeakerRule, guess_speaker_rule, parse_word_key, speaker_rule
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass
+class DatasetPaths:
+    """Resolved (absolute) paths of one dataset of a ``data_paths.json``; ``None`` where absent."""
+
+    name: str
+    source: Path
+    data: dict[str, Path | None] = field(default_factory=dict)  # split -> utterance archive
+    words: dict[str, Path | None] = field(default_factory=dict)  # split -> word-token archive
+    train_pairs: Path | None = None
+    word_1_train: Path | None = None
+    word_2_train: Path | None = None
+    aligned_train: Path | None = None
+    speaker_rule_spec: str | None = None
+
+    def utterances(self, split: str) -> Path:
+        """The utterance archive of ``split``; a clear error if it is not registered."""
+        return self._need(self.data.get(split), f"{self.name}_{split}_data")
+
+    def word_tokens(self, split: str) -> Path:
+        """The same-different archive of ``split``.
+
+        Falls back to ``<lang>_<split>_data`` when that archive's keys are word-token keys (the
+        original tool's files registered word segments there).
+        """
+        path = self.words.get(split)
+        if path is not None:
+            return self._need(path, f"{self.name}_{split}_words")
+        data = self.data.get(split)
+        if data is not None and data.is_file() and _is_word_archive(data):
+            return data
+        raise UserError(
+            f"{self.source}: dataset {self.name!r} has no word-token archive for split {split!r} "
+            f"(key {self.name}_{split}_words)"
+        )
+
+    def has_word_tokens(self, split: str) -> bool:
+        try:
+            self.word_tokens(split)
+            return True
+        except UserError:
+            return False
+
+    def speaker_rule(self, archive: Path | None = None) -> SpeakerRule:
+        """The configured rule, else one guessed from the utterance ids of ``archive``."""
+        if self.speaker_rule_spec:
+            return speaker_rule(self.speaker_rule_spec)
+        if archive is not None and archive.is_file():
+            with Archive(archive) as arc:
+                keys = list(arc)[:50]
+            utts = []
+            for k in keys:
+                try:
+                    utts.append(parse_word_key(k).utt)
+                except UserError:
+                    utts.append(k.rpartition("_")[0])
+            return guess_speaker_rule(utts)
+        return speaker_rule("buckeye")
+
+    def _need(self, path: Path | None, key: str) -> Path:
+        if path is None:
+            raise UserError(f"{self.source}: dataset {self.name!r} has no entry {key!r}")
+        if not path.is_file():
+            raise UserError(f"{self.source}: {key} points to {path}, which does not exist")
+        return path
+
+
+def _is_word_archive(path: Path) -> bool:
+    """Whether an archive's keys look like word-token keys rather than utterance keys.
+
+    ``s01_01a_000000-000100`` parses both ways (label ``s01``), so the test is that either the
+    labels vary while the utterance ids keep an ``_`` (Buckeye-style words), or the first field
+    differs between keys of one utterance id.
+    """
+    with Archive(path) as arc:
+        keys = list(arc)[:50]
+    try:
+        parsed = [parse_word_key(k) for k in keys]
+    except UserError:
+        return False
+    if not parsed:
+        return False
+    labels = {p.label for p in parsed}
+    # Utterance archives keyed <speaker>_<utt>_<span> have at most one label per speaker, and the
+    # label then equals the speaker prefix of every key of that speaker: many keys per label.
+    return len(labels) > max(1, len(parsed) // 4)
+
+
+def read_data_paths(path: str | os.PathLike) -> dict[str, str]:
+    """Read the raw JSON object (a clear error if the file is missing or not a JSON object)."""
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"data paths file {path} does not exist") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"data paths file {path} is not valid JSON: {exc}") from None
+    if not isinstance(obj, dict) or not all(isinstance(v, str) for v in obj.values()):
+        raise UserError(f"data paths file {path} must be a JSON object of string paths")
+    return obj
+
+
+def dataset_names(raw: dict[str, str]) -> list[str]:
+    """Names of the datasets a data_paths object registers (those with any ``_<split>_data`` key)."""
+    names = set()
+    for key in raw:
+        for split in SPLITS:
+            for suffix in (f"_{split}_data", f"_{split}_words"):
+                if key.endswith(suffix):
+                    names.add(key[: -len(suffix)])
+    return sorted(names)
+
+
+def load_dataset(data_paths: str | os.PathLike, name: str) -> DatasetPaths:
+    """Resolve dataset ``name`` of a ``data_paths.json``; an unknown name lists the known ones."""
+    data_paths = Path(data_paths)
+    raw = read_data_paths(data_paths)
+    known = dataset_names(raw)
+    if name not in known:
+        raise UserError(
+            f"dataset {name!r} is not in {data_paths} (known: {', '.join(known) or 'none'})"
+        )
+    base = data_paths.resolve().parent
+
+    def get(key: str) -> Path | None:
+        value = raw.get(f"{name}_{key}")
+        if value is None:
+            return None
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else base / p
+
+    return DatasetPaths(
+        name=name,
+        source=data_paths,
+        data={s: get(f"{s}_data") for s in SPLITS},
+        words={s: get(f"{s}_words") for s in SPLITS},
+        train_pairs=get("train_pairs"),
+        word_1_train=get("word_1_train_data"),
+        word_2_train=get("word_2_train_data"),
+        aligned_train=get("aligned_train_data"),
+        speaker_rule_spec=raw.get(f"{name}_speaker_rule"),
+    )
+
+
+def register_dataset(data_paths: str | os.PathLike, name: str, entries: dict[str, str | Path]) -> None:
+    """Add or replace dataset ``name`` in ``data_paths.json`` (created if missing), atomically.
+
+    ``entries`` maps suffixes (``train_data``, ``validation_words``, ``speaker_rule``...) to values;
+    paths are stored relative to the file's folder when they lie below it.
+    """
+    data_paths = Path(data_paths)
+    raw = read_data_paths(data_paths) if data_paths.exists() else {}
+    raw = {k: v for k, v in raw.items() if not k.startswith(f"{name}_")}
+    base = data_paths.resolve().parent
+    for suffix, value in entries.items():
+        if isinstance(value, Path):
+            try:
+                value = str(value.resolve().relative_to(base))
+            except ValueError:
+                value = str(value.resolve())
+        raw[f"{name}_{suffix}"] = str(value)
+    write_json(data_paths, dict(sorted(raw.items())))
