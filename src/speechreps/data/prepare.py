@@ -1,0 +1,334 @@
+"""Audio corpus -> feature archives + ``data_paths.json`` (``speechreps prepare``).
+
+Input layout (SPEC.md): ``<corpus>/audio/<utt_id>.wav|flac`` (or the audio directly in ``<corpus>``),
+one or more ``.wrd`` alignment files, and optional speaker lists ``<corpus>/speakers/{train,
+validation,test}.txt``. Output for dataset ``name`` under ``out``::
+
+    out/data_paths.json                    registers name_{split}_data / _words, name_train_pairs, ...
+    out/<name>/{split}_utterances.npz      utterance archives, keys <utt>_<start>-<end>
+    out/<name>/{split}_words.npz           same-different sets, keys <word>_<utt>_<start>-<end>
+    out/<name>/train_pairs.txt             ground-truth term pairs (same word, different tokens)
+    out/<name>/prepare.json                what was done, with counts; written last
+
+Word-token frames index into the (normalised) utterance arrays, so a word archive is exactly the
+slices of the utterance archive that its keys name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..errors import UserError, WarningCounter
+from ..fileio import write_json, write_text
+from .alignments import TermPair, WordAlignment, read_speaker_list, read_wrd
+from .archive import SpeakerRule, format_key, save_archive, speaker_rule
+from .features import SAMPLE_RATE, FeatureConfig, compute_features, load_audio, speaker_cmvn
+from .registry import SPLITS, register_dataset
+
+AUDIO_SUFFIXES = (".wav", ".flac")
+
+
+@dataclass
+class PrepareOptions:
+    """Everything that decides the output of :func:`prepare_corpus` (recorded in ``prepare.json``)."""
+
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    min_frames: int = 50  # same-different tokens: at least this many frames ...
+    min_chars: int = 5  # ... and this many characters (the recipe's filter)
+    pair_min_frames: int = 50  # ground-truth training pairs: same filter by default
+    pair_min_chars: int = 5
+    max_pairs_per_word: int = 100  # cap per word type, so frequent words do not dominate
+    speaker_rule: str = "buckeye"
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("min_frames", "min_chars", "pair_min_frames", "pair_min_chars", "max_pairs_per_word"):
+            if getattr(self, name) < 0:
+                raise UserError(f"option --{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        speaker_rule(self.speaker_rule)  # validate early
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["features"] = self.features.to_dict()
+        return d
+
+
+@dataclass
+class AudioCorpus:
+    """What was found in a corpus folder."""
+
+    root: Path
+    audio: dict[str, Path]  # utt id -> file
+    alignment_files: list[Path]
+    split_speakers: dict[str, list[str]] | None  # None when the corpus has no speaker lists
+
+
+def find_corpus(root: str | os.PathLike, alignments: list[str | os.PathLike] | None = None) -> AudioCorpus:
+    """Locate the audio files, ``.wrd`` files and speaker lists of a corpus folder."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"corpus folder {root} does not exist")
+    audio_dir = root / "audio" if (root / "audio").is_dir() else root
+    audio: dict[str, Path] = {}
+    for path in sorted(audio_dir.iterdir()):
+        if path.suffix.lower() in AUDIO_SUFFIXES and path.is_file():
+            if path.stem in audio:
+                raise UserError(f"utterance {path.stem!r} has two audio files: {audio[path.stem]} and {path}")
+            audio[path.stem] = path
+    if not audio:
+        raise UserError(f"corpus {root}: no .wav or .flac files in {audio_dir}")
+    if alignments:
+        wrd_files = [Path(a) for a in alignments]
+        for p in wrd_files:
+            if not p.is_file():
+                raise UserError(f"alignment file {p} does not exist")
+    else:
+        wrd_files = sorted(root.glob("*.wrd"))
+        if not wrd_files:
+            raise UserError(f"corpus {root}: no .wrd alignment file (give one with --alignments)")
+    spk_dir = root / "speakers"
+    split_speakers = None
+    if spk_dir.is_dir():
+        split_speakers = {s: read_speaker_list(spk_dir / f"{s}.txt") for s in SPLITS if (spk_dir / f"{s}.txt").is_file()}
+        if not split_speakers:
+            split_speakers = None
+    return AudioCorpus(root, audio, wrd_files, split_speakers)
+
+
+def default_split(speakers: list[str]) -> dict[str, list[str]]:
+    """Half the speakers for training, a quarter each for validation and test (sorted order)."""
+    speakers = sorted(speakers)
+    n = len(speakers)
+    n_val = max(1, n // 4) if n >= 3 else 0
+    n_test = max(1, n // 4) if n >= 3 else 0
+    n_train = n - n_val - n_test
+    return {
+        "train": speakers[:n_train],
+        "validation": speakers[n_train : n_train + n_val],
+        "test": speakers[n_train + n_val :],
+    }
+
+
+def _features_of(args: tuple[Path, FeatureConfig]) -> tuple[np.ndarray, int]:
+    path, cfg = args
+    audio = load_audio(path)
+    feats = compute_features(audio, cfg)
+    if len(feats) == 0:
+        raise UserError(f"audio file {path} is shorter than one {cfg.win_ms:g} ms frame")
+    return feats, len(audio)
+
+
+def compute_corpus_features(
+    files: dict[str, Path], cfg: FeatureConfig, jobs: int | None = None, progress: bool = True
+) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Features and sample counts of every utterance, in parallel over files."""
+    from tqdm import tqdm
+
+    jobs = jobs or os.cpu_count() or 1
+    keys = list(files)
+    tasks = [(files[k], cfg) for k in keys]
+    bar = tqdm(total=len(keys), desc="features", unit="utt", disable=not progress, leave=False)
+    results = []
+    if jobs == 1 or len(keys) < 8:
+        for t in tasks:
+            results.append(_features_of(t))
+            bar.update()
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            for r in pool.map(_features_of, tasks, chunksize=8):
+                results.append(r)
+                bar.update()
+    bar.close()
+    feats = {k: r[0] for k, r in zip(keys, results)}
+    samples = {k: r[1] for k, r in zip(keys, results)}
+    return feats, samples
+
+
+def _fingerprint(corpus: AudioCorpus, options: PrepareOptions) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps(options.to_dict(), sort_keys=True).encode())
+    h.update(__version__.encode())
+    for utt, path in sorted(corpus.audio.items()):
+        st = path.stat()
+        h.update(f"{utt}:{st.st_size}:{int(st.st_mtime)}".encode())
+    for p in corpus.alignment_files:
+        h.update(p.read_bytes())
+    if corpus.split_speakers:
+        h.update(json.dumps(corpus.split_speakers, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def _label(word: str) -> str:
+    """Word -> archive label: keys split on ``_``, so it becomes ``-``."""
+    return word.replace("_", "-")
+
+
+def ground_truth_pairs(
+    tokens: list[tuple[str, str, int, int]], max_per_word: int, seed: int
+) -> list[TermPair]:
+    """All pairs of tokens of the same word (cluster = word), at most ``max_per_word`` per word.
+
+    ``tokens`` are ``(word, utt, start, end)`` frames. Which pairs survive the cap is random but
+    fixed by ``seed``.
+    """
+    rng = random.Random(seed)
+    by_word: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
+    for word, utt, start, end in tokens:
+        by_word[word].append((utt, start, end))
+    pairs = []
+    for word in sorted(by_word):
+        occ = by_word[word]
+        all_pairs = [(i, j) for i in range(len(occ)) for j in range(i + 1, len(occ))]
+        if len(all_pairs) > max_per_word:
+            all_pairs = rng.sample(all_pairs, max_per_word)
+            all_pairs.sort()
+        for i, j in all_pairs:
+            (u1, s1, e1), (u2, s2, e2) = occ[i], occ[j]
+            pairs.append(TermPair(word, u1, s1, e1, u2, s2, e2))
+    return pairs
+
+
+def prepare_corpus(
+    corpus_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    name: str,
+    options: PrepareOptions | None = None,
+    alignments: list[str | os.PathLike] | None = None,
+    strict: bool = False,
+    jobs: int | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Prepare dataset ``name`` from an audio corpus; returns the summary written to ``prepare.json``.
+
+    Skips all work when ``prepare.json`` records the same inputs and options (unless ``force``).
+    Malformed alignment lines, words naming a missing utterance or lying outside its audio are
+    counted, skipped and reported once (``strict`` makes the first one an error).
+    """
+    import time
+
+    options = options or PrepareOptions()
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name or ""):
+        raise UserError(f"dataset name {name!r} is not usable: letters, digits, '_', '.', '-' only")
+    t0 = time.time()
+    corpus = find_corpus(corpus_dir, alignments)
+    out_dir = Path(out_dir)
+    ds_dir = out_dir / name
+    manifest_path = ds_dir / "prepare.json"
+    fingerprint = _fingerprint(corpus, options)
+    if manifest_path.is_file() and not force:
+        try:
+            old = json.loads(manifest_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            old = {}
+        if old.get("fingerprint") == fingerprint and (out_dir / "data_paths.json").is_file():
+            old["reused"] = True
+            return old
+
+    rule = speaker_rule(options.speaker_rule)
+    speaker_of = {utt: rule(utt) for utt in corpus.audio}
+    speakers = sorted(set(speaker_of.values()))
+    splits = corpus.split_speakers or default_split(speakers)
+    split_of_speaker: dict[str, str] = {}
+    for split, spks in splits.items():
+        for s in spks:
+            if s in split_of_speaker:
+                raise UserError(f"speaker {s!r} is listed in both {split_of_speaker[s]!r} and {split!r}")
+            split_of_speaker[s] = split
+    unassigned = sorted(set(speakers) - set(split_of_speaker))
+
+    # Words first: a corpus whose alignments are all unusable should fail before feature extraction.
+    problems = WarningCounter(strict=strict, what="alignment line")
+    words: list[WordAlignment] = []
+    for wrd in corpus.alignment_files:
+        words.extend(read_wrd(wrd, warnings=problems))
+    words = [w for w in words if speaker_of.get(w.utt) is None or speaker_of[w.utt] in split_of_speaker]
+    missing = sorted({w.utt for w in words if w.utt not in corpus.audio})
+    for utt in missing:
+        problems.add(f"alignments name utterance {utt!r}, which has no audio file in {corpus.root}")
+    words = [w for w in words if w.utt in corpus.audio]
+    if not words:
+        problems.report()
+        raise UserError(f"corpus {corpus.root}: no usable word alignments")
+
+    files = {u: p for u, p in corpus.audio.items() if speaker_of[u] in split_of_speaker}
+    raw, samples = compute_corpus_features(files, options.features, jobs=jobs, progress=progress)
+    feats = speaker_cmvn(raw, {u: speaker_of[u] for u in raw})
+    del raw
+
+    hop = options.features.hop_ms / 1000
+    tokens: dict[str, dict[str, np.ndarray]] = {s: {} for s in SPLITS}
+    pair_tokens: list[tuple[str, str, int, int]] = []
+    n_words_in_range = 0
+    for w in words:
+        duration = samples[w.utt] / SAMPLE_RATE
+        if w.end > duration + hop:
+            problems.add(f"word {w.word!r} of {w.utt!r} ends at {w.end:.2f} s, after the audio's {duration:.2f} s")
+            continue
+        n_words_in_range += 1
+        start, end = w.frames(hop)
+        end = min(end, len(feats[w.utt]))
+        if end <= start:
+            continue
+        label = _label(w.word)
+        split = split_of_speaker[speaker_of[w.utt]]
+        n = end - start
+        if n >= options.min_frames and len(w.word) >= options.min_chars:
+            tokens[split][format_key(w.utt, start, end, label)] = feats[w.utt][start:end]
+        if split == "train" and n >= options.pair_min_frames and len(w.word) >= options.pair_min_chars:
+            pair_tokens.append((label, w.utt, start, end))
+    problems.report()
+
+    entries: dict[str, str | Path] = {"speaker_rule": options.speaker_rule}
+    summary_splits = {}
+    for split in SPLITS:
+        utt_arrays = {
+            format_key(u, 0, len(f)): f for u, f in feats.items() if split_of_speaker[speaker_of[u]] == split
+        }
+        if not utt_arrays:
+            continue
+        entries[f"{split}_data"] = save_archive(ds_dir / f"{split}_utterances.npz", utt_arrays)
+        if tokens[split]:
+            entries[f"{split}_words"] = save_archive(ds_dir / f"{split}_words.npz", tokens[split])
+        summary_splits[split] = {
+            "speakers": sorted({speaker_of[u] for u in feats if split_of_speaker[speaker_of[u]] == split}),
+            "utterances": len(utt_arrays),
+            "frames": int(sum(len(f) for f in utt_arrays.values())),
+            "hours": round(sum(len(f) for f in utt_arrays.values()) * hop / 3600, 4),
+            "word_tokens": len(tokens[split]),
+            "word_types": len({k.split("_", 1)[0] for k in tokens[split]}),
+        }
+    pairs = ground_truth_pairs(pair_tokens, options.max_pairs_per_word, options.seed)
+    if pairs:
+        from .alignments import write_term_pairs
+
+        write_term_pairs(ds_dir / "train_pairs.txt", pairs)
+        entries["train_pairs"] = ds_dir / "train_pairs.txt"
+    register_dataset(out_dir / "data_paths.json", name, entries)
+
+    summary = {
+        "name": name,
+        "corpus": str(corpus.root.resolve()),
+        "speechreps_version": __version__,
+        "fingerprint": fingerprint,
+        "options": options.to_dict(),
+        "feature_dim": options.features.dim,
+        "splits": summary_splits,
+        "train_pairs": len(pairs),
+        "skipped_alignment_lines": len(problems),
+        "unassigned_speakers": unassigned,
+        "seconds": round(time.time() - t0, 2),
+    }
+    write_json(manifest_path, summary)
+    return summary
