@@ -1,0 +1,510 @@
+"""All-pairs dynamic time warping with the cosine frame distance: reference, numba, torch.
+
+Definition (SPEC.md, "Evaluation"; Kamper's ``speech_dtw.multivariate_dtw_cost_cosine(s, t, True)``):
+
+- frame distance ``d(x, y) = 1 - x.y / (|x| |y|)``; a **zero frame** (all components exactly 0) has
+  no direction, so it is treated as orthogonal to everything: ``d = 1`` between a zero frame and any
+  frame, another zero frame included (the recipe's code would produce NaN there);
+- steps (1, 0), (0, 1), (1, 1), no slope or band constraint; the path runs from (0, 0) to
+  (n - 1, m - 1); the cost is the sum of the frame distances on the path, minimised;
+- ``normalize="sum"`` (default): the minimum cost divided by ``n + m``, exactly the recipe's
+  ``dur_normalize``; ``normalize="path"``: divided by the number of cells on the minimum-cost path;
+  where several predecessors tie in cost, the path prefers the diagonal step, then (1, 0) (advance in
+  the first token), then (0, 1): the rule decides the path length only, never the cost.
+
+Three implementations, which agree to 1e-5 (tests/test_dtw.py):
+
+- :func:`pairwise_dtw_reference`: SciPy ``cdist`` frame distances in float64 and a plain Python DP;
+  slow and obviously correct.
+- the numba kernel (default on CPU): frames L2-normalised once (float32); tokens sorted by length and
+  packed in chunks of ``LANES`` tokens, each chunk stored frame-major with the token as the fastest
+  axis, so one query token is aligned against ``LANES`` tokens at once: the frame-cost "matrix
+  product" and the DP recurrence are both vector operations across the lanes (no reordering of any
+  floating-point sum, so it is exact under ``fastmath=False``); cost rows are computed for a block of
+  query frames at a time so that a chunk's frames are reused from cache; the DP keeps two rows in
+  float64. Queries are assigned to threads by estimated work (longest first onto the least-loaded
+  thread) and processed in blocks, so memory is the output vector plus O(threads x chunk) scratch,
+  whatever N is. Compiled once per install (``cache=True``).
+- the torch kernel (default when CUDA is present, ``device=`` chooses): tiles of the pair triangle
+  in length order are batched; frame costs by one batched matrix product; the DP runs along
+  anti-diagonals (a wavefront), each diagonal one vector operation over all pairs of the tile.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..errors import UserError
+
+NORMALIZE = ("sum", "path")
+
+# Tokens aligned at once by the numba kernel (vector lanes) and query frames per cost block.
+LANES = 16
+ROWS = 8
+
+
+# ---------------------------------------------------------------------------------------------
+# Input checks and shared preparation
+
+
+def _as_segments(segments: Sequence[np.ndarray]) -> list[np.ndarray]:
+    out = []
+    dim = None
+    for i, s in enumerate(segments):
+        a = np.asarray(s)
+        if a.ndim != 2:
+            raise UserError(f"segment {i} has shape {a.shape}, expected [frames, dims]")
+        if a.shape[0] == 0:
+            raise UserError(f"segment {i} has no frames")
+        if dim is None:
+            dim = a.shape[1]
+        elif a.shape[1] != dim:
+            raise UserError(f"segment {i} has {a.shape[1]} dims, segment 0 has {dim}")
+        if not np.isfinite(a).all():
+            raise UserError(f"segment {i} contains NaN or infinity")
+        out.append(a)
+    return out
+
+
+def _check_normalize(normalize: str) -> None:
+    if normalize not in NORMALIZE:
+        raise UserError(f"unknown DTW normalisation {normalize!r}: choose sum or path")
+
+
+def l2_normalize(segment: np.ndarray) -> np.ndarray:
+    """Unit-length frames as float32 (norms computed in float64); zero frames stay zero."""
+    a = np.asarray(segment, dtype=np.float64)
+    norms = np.sqrt(np.einsum("td,td->t", a, a))
+    out = np.divide(a, norms[:, None], out=np.zeros_like(a), where=norms[:, None] > 0)
+    return out.astype(np.float32)
+
+
+def _condensed(i: np.ndarray, j: np.ndarray, n: int) -> np.ndarray:
+    lo = np.minimum(i, j).astype(np.int64)
+    hi = np.maximum(i, j).astype(np.int64)
+    return n * lo - lo * (lo + 1) // 2 + (hi - lo - 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reference
+
+
+def cosine_frame_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``[n, m]`` float64 cosine distances by ``scipy.spatial.distance.cdist``; zero frames -> 1."""
+    from scipy.spatial.distance import cdist
+
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    za = ~a.any(axis=1)
+    zb = ~b.any(axis=1)
+    dist = np.ones((len(a), len(b)))
+    if (~za).any() and (~zb).any():
+        dist[np.ix_(~za, ~zb)] = cdist(a[~za], b[~zb], "cosine")
+    return dist
+
+
+def dtw_reference(a: np.ndarray, b: np.ndarray, normalize: str = "sum") -> float:
+    """Plain-Python DTW of two ``[T, D]`` tokens (see the module docstring for the definition)."""
+    _check_normalize(normalize)
+    dist = cosine_frame_distances(a, b)
+    n, m = dist.shape
+    inf = math.inf
+    cost = [[inf] * (m + 1) for _ in range(n + 1)]
+    length = [[0] * (m + 1) for _ in range(n + 1)]
+    cost[0][0] = 0.0
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            best, steps = cost[i - 1][j - 1], length[i - 1][j - 1]  # (1, 1)
+            if cost[i - 1][j] < best:  # (1, 0)
+                best, steps = cost[i - 1][j], length[i - 1][j]
+            if cost[i][j - 1] < best:  # (0, 1)
+                best, steps = cost[i][j - 1], length[i][j - 1]
+            cost[i][j] = float(dist[i - 1, j - 1]) + best
+            length[i][j] = steps + 1
+    return cost[n][m] / (n + m if normalize == "sum" else length[n][m])
+
+
+def pairwise_dtw_reference(segments: Sequence[np.ndarray], normalize: str = "sum") -> np.ndarray:
+    """Condensed all-pairs DTW by :func:`dtw_reference` (slow: for tests and small sets)."""
+    segs = _as_segments(segments)
+    n = len(segs)
+    out = np.empty(n * (n - 1) // 2)
+    pos = 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            out[pos] = dtw_reference(segs[i], segs[j], normalize)
+            pos += 1
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# numba kernel
+
+
+class _Packed:
+    """Tokens sorted by length, unit frames concatenated, chunks of LANES tokens frame-major."""
+
+    def __init__(self, segments: list[np.ndarray]):
+        n = len(segments)
+        lengths = np.array([len(s) for s in segments], dtype=np.int64)
+        self.perm = np.argsort(lengths, kind="stable").astype(np.int64)  # sorted -> original
+        self.lens = lengths[self.perm]
+        dim = segments[0].shape[1]
+        self.dim = dim
+        units = [l2_normalize(segments[p]) for p in self.perm]
+        self.offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(self.lens, out=self.offsets[1:])
+        self.frames = np.ascontiguousarray(np.concatenate(units, axis=0), dtype=np.float32)  # (F, D)
+        n_chunks = (n + LANES - 1) // LANES
+        self.chunk_len = np.array(
+            [self.lens[min(c * LANES + LANES, n) - 1] for c in range(n_chunks)], dtype=np.int64
+        )  # longest (= last) token of each chunk
+        self.chunk_off = np.zeros(n_chunks + 1, dtype=np.int64)
+        np.cumsum(self.chunk_len * dim * LANES, out=self.chunk_off[1:])
+        packed = np.zeros(int(self.chunk_off[-1]), dtype=np.float32)
+        for c in range(n_chunks):
+            m = int(self.chunk_len[c])
+            block = np.zeros((m, dim, LANES), dtype=np.float32)  # (frame, dim, lane)
+            for k in range(LANES):
+                s = c * LANES + k
+                if s < n:
+                    block[: self.lens[s], :, k] = units[s]
+            packed[self.chunk_off[c] : self.chunk_off[c + 1]] = block.reshape(-1)
+        self.packed = packed
+
+    def work(self) -> np.ndarray:
+        """Estimated cells per sorted query: its length x the padded lengths of the chunks it meets."""
+        n = len(self.lens)
+        per_chunk = self.chunk_len * LANES
+        tail = np.cumsum(per_chunk[::-1])[::-1]  # cells of chunks c.. per query frame
+        return self.lens * tail[np.arange(n) // LANES]
+
+
+_KERNEL = None
+
+
+def _numba_kernel():
+    """Compile (or load from the on-disk cache) the numba kernel on first use."""
+    global _KERNEL
+    if _KERNEL is not None:
+        return _KERNEL
+    import numba
+    from numba import njit, prange
+
+    lanes = LANES
+    rows = ROWS
+
+    @njit(cache=True, fastmath=False, parallel=True, nogil=True)
+    def dtw_kernel(frames, offsets, lens, packed, chunk_off, chunk_len, perm, n_total, queries, worker_ptr,
+                   path_norm, out):  # fmt: skip
+        dim = frames.shape[1]
+        n_sorted = lens.shape[0]
+        n_chunks = chunk_len.shape[0]
+        max_m = 0
+        for c in range(n_chunks):
+            if chunk_len[c] > max_m:
+                max_m = chunk_len[c]
+        n_workers = worker_ptr.shape[0] - 1
+        for w in prange(n_workers):
+            cost = np.empty((rows, max_m, lanes), dtype=np.float32)  # (query frame, chunk frame, lane)
+            prev = np.empty((max_m + 1, lanes), dtype=np.float64)
+            cur = np.empty((max_m + 1, lanes), dtype=np.float64)
+            prev_len = np.zeros((max_m + 1, lanes), dtype=np.float64)
+            cur_len = np.zeros((max_m + 1, lanes), dtype=np.float64)
+            acc = np.empty(lanes, dtype=np.float32)
+            for qi in range(worker_ptr[w], worker_ptr[w + 1]):
+                s = queries[qi]
+                n = lens[s]
+                x0 = offsets[s]
+                for c in range(s // lanes, n_chunks):
+                    k_first = s - c * lanes + 1 if c == s // lanes else 0
+                    if k_first >= lanes or c * lanes + k_first >= n_sorted:
+                        continue
+                    m = chunk_len[c]
+                    y0 = chunk_off[c]
+                    for b in range(m + 1):
+                        for k in range(lanes):
+                            prev[b, k] = np.inf
+                            prev_len[b, k] = 0.0
+                    for k in range(lanes):
+                        prev[0, k] = 0.0
+                    for a0 in range(0, n, rows):
+                        r_n = min(rows, n - a0)
+                        # frame costs for query frames a0..a0+r_n against all frames of the chunk
+                        for b in range(m):
+                            yb = y0 + b * dim * lanes
+                            for r in range(r_n):
+                                xa = x0 + a0 + r
+                                for k in range(lanes):
+                                    acc[k] = 0.0
+                                for d in range(dim):
+                                    xv = frames[xa, d]
+                                    yd = yb + d * lanes
+                                    for k in range(lanes):
+                                        acc[k] += xv * packed[yd + k]
+                                for k in range(lanes):
+                                    cost[r, b, k] = acc[k]
+                        # DP rows a0..a0+r_n, two rows in float64
+                        for r in range(r_n):
+                            for k in range(lanes):
+                                cur[0, k] = np.inf
+                            if path_norm:
+                                for b in range(m):
+                                    for k in range(lanes):
+                                        best = prev[b, k]
+                                        steps = prev_len[b, k]
+                                        if prev[b + 1, k] < best:
+                                            best = prev[b + 1, k]
+                                            steps = prev_len[b + 1, k]
+                                        if cur[b, k] < best:
+                                            best = cur[b, k]
+                                            steps = cur_len[b, k]
+                                        cur[b + 1, k] = (1.0 - np.float64(cost[r, b, k])) + best
+                                        cur_len[b + 1, k] = steps + 1.0
+                            else:
+                                for b in range(m):
+                                    for k in range(lanes):
+                                        best = prev[b, k]
+                                        if prev[b + 1, k] < best:
+                                            best = prev[b + 1, k]
+                                        if cur[b, k] < best:
+                                            best = cur[b, k]
+                                        cur[b + 1, k] = (1.0 - np.float64(cost[r, b, k])) + best
+                            prev, cur = cur, prev
+                            prev_len, cur_len = cur_len, prev_len
+                    for k in range(k_first, lanes):
+                        t = c * lanes + k
+                        if t >= n_sorted:
+                            break
+                        mt = lens[t]
+                        denom = prev_len[mt, k] if path_norm else np.float64(n + mt)
+                        i = perm[s]
+                        j = perm[t]
+                        if i > j:
+                            i, j = j, i
+                        out[n_total * i - i * (i + 1) // 2 + (j - i - 1)] = prev[mt, k] / denom
+
+    _KERNEL = (numba, dtw_kernel)
+    return _KERNEL
+
+
+def _assign(queries: np.ndarray, work: np.ndarray, n_workers: int) -> tuple[np.ndarray, np.ndarray]:
+    """Longest-first onto the least-loaded worker; returns (queries grouped by worker, worker_ptr)."""
+    order = queries[np.argsort(-work[queries], kind="stable")]
+    load = np.zeros(n_workers)
+    owner = np.empty(len(order), dtype=np.int64)
+    for idx, q in enumerate(order):
+        w = int(np.argmin(load))
+        owner[idx] = w
+        load[w] += work[q]
+    by_worker = np.argsort(owner, kind="stable")
+    ptr = np.zeros(n_workers + 1, dtype=np.int64)
+    np.cumsum(np.bincount(owner, minlength=n_workers), out=ptr[1:])
+    return order[by_worker].astype(np.int64), ptr
+
+
+def _n_threads(n_jobs: int | None) -> int:
+    import numba
+
+    top = numba.config.NUMBA_NUM_THREADS
+    if n_jobs is None or n_jobs <= 0:
+        return top
+    return max(1, min(int(n_jobs), top))
+
+
+def _pairwise_dtw_numba(segs: list[np.ndarray], normalize: str, n_jobs: int | None, progress: bool) -> np.ndarray:
+    numba, kernel = _numba_kernel()
+    n = len(segs)
+    out = np.full(n * (n - 1) // 2, np.nan)
+    if n < 2:
+        return out
+    pk = _Packed(segs)
+    work = pk.work().astype(np.float64)
+    threads = _n_threads(n_jobs)
+    # Blocks of queries with about equal work: bounded time per call, a progress bar between calls.
+    n_blocks = int(min(n, max(1, math.ceil(work.sum() / 2e8))))
+    cum = np.cumsum(work)
+    edges = np.searchsorted(cum, np.linspace(0, cum[-1], n_blocks + 1)[1:-1])
+    blocks = np.split(np.arange(n, dtype=np.int64), edges)
+    old = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(out), unit="pair", unit_scale=True, disable=None if progress else True,
+                   desc="DTW", leave=False)  # fmt: skip
+        for q in blocks:
+            if len(q) == 0:
+                continue
+            queries, ptr = _assign(q, work, threads * 2)
+            kernel(pk.frames, pk.offsets, pk.lens, pk.packed, pk.chunk_off, pk.chunk_len, pk.perm, n, queries, ptr,
+                   normalize == "path", out)  # fmt: skip
+            bar.update(int(sum(n - 1 - s for s in q)))
+        bar.close()
+    finally:
+        numba.set_num_threads(old)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# torch wavefront kernel
+
+
+def _dtw_batch_torch(x, y, n_len, m_len, path_norm: bool):
+    """DTW of B pairs: x (B, N, D) and y (B, M, D) unit frames (zero padded), true lengths n_len, m_len.
+
+    Anti-diagonal wavefront: diagonal ``d`` holds the cells ``(i, d - i)`` of the (N+1, M+1) DP grid,
+    indexed by ``i``; each diagonal depends on the two before it only.
+    """
+    import torch
+
+    bsz, nmax, _ = x.shape
+    mmax = y.shape[1]
+    dev = x.device
+    cost = (1.0 - torch.bmm(x, y.transpose(1, 2)).double()).reshape(bsz, nmax * mmax)  # (B, N*M)
+    inf = torch.tensor(math.inf, dtype=torch.float64, device=dev)
+    ii = torch.arange(nmax + 1, device=dev)
+    prev2 = torch.full((bsz, nmax + 1), math.inf, dtype=torch.float64, device=dev)  # diagonal d-2
+    prev1 = torch.full((bsz, nmax + 1), math.inf, dtype=torch.float64, device=dev)  # diagonal d-1
+    prev2[:, 0] = 0.0  # diagonal 0 = cell (0, 0)
+    len2 = torch.zeros((bsz, nmax + 1), dtype=torch.float64, device=dev)
+    len1 = torch.zeros_like(len2)
+    result = torch.empty(bsz, dtype=torch.float64, device=dev)
+    steps_out = torch.empty(bsz, dtype=torch.float64, device=dev)
+    ends = (n_len + m_len).tolist()
+    by_end: dict[int, list[int]] = {}
+    for b, e in enumerate(ends):
+        by_end.setdefault(int(e), []).append(b)
+    n_len_dev = n_len.to(dev)
+    for d in range(2, nmax + mmax + 1):
+        j = d - ii  # (N+1,)
+        valid = (ii >= 1) & (j >= 1) & (j <= mmax)
+        cidx = ((ii - 1).clamp(min=0) * mmax + (j - 1).clamp(0, mmax - 1)).clamp(0, nmax * mmax - 1)
+        c = cost[:, cidx]  # (B, N+1)
+        diag = torch.cat([prev2.new_full((bsz, 1), math.inf), prev2[:, :-1]], dim=1)  # cell (i-1, j-1)
+        up = torch.cat([prev1.new_full((bsz, 1), math.inf), prev1[:, :-1]], dim=1)  # cell (i-1, j)
+        left = prev1  # cell (i, j-1)
+        best = torch.minimum(torch.minimum(diag, up), left)
+        new = torch.where(valid, c + best, inf)
+        if path_norm:
+            ldiag = torch.cat([len2.new_zeros((bsz, 1)), len2[:, :-1]], dim=1)
+            lup = torch.cat([len1.new_zeros((bsz, 1)), len1[:, :-1]], dim=1)
+            steps = torch.where(up < diag, lup, ldiag)
+            bsf = torch.minimum(diag, up)
+            steps = torch.where(left < bsf, len1, steps) + 1.0
+            len2, len1 = len1, steps
+        prev2, prev1 = prev1, new
+        if d in by_end:
+            sel = torch.tensor(by_end[d], device=dev)
+            result[sel] = new[sel, n_len_dev[sel]]
+            if path_norm:
+                steps_out[sel] = len1[sel, n_len_dev[sel]]
+    denom = steps_out if path_norm else (n_len + m_len).to(dev, torch.float64)
+    return result / denom
+
+
+def _pairwise_dtw_torch(segs: list[np.ndarray], normalize: str, device: str, progress: bool,
+                        tile: int | None = None) -> np.ndarray:  # fmt: skip
+    import torch
+
+    dev = torch.device(device)
+    n = len(segs)
+    out = np.full(n * (n - 1) // 2, np.nan)
+    if n < 2:
+        return out
+    lengths = np.array([len(s) for s in segs])
+    perm = np.argsort(lengths, kind="stable")
+    dim = segs[0].shape[1]
+    tile = tile or (128 if dev.type == "cuda" else 32)
+    n_tiles = (n + tile - 1) // tile
+    units = [torch.from_numpy(l2_normalize(segs[p])) for p in perm]
+    padded = []  # per tile: (tile, Lmax, D) on device, true lengths
+    for t in range(n_tiles):
+        toks = units[t * tile : (t + 1) * tile]
+        lmax = max(len(u) for u in toks)
+        block = torch.zeros((len(toks), lmax, dim), dtype=torch.float32)
+        for k, u in enumerate(toks):
+            block[k, : len(u)] = u
+        padded.append((block.to(dev), torch.tensor([len(u) for u in toks])))
+    from tqdm import tqdm
+
+    pairs_total = len(out)
+    bar = tqdm(total=pairs_total, unit="pair", unit_scale=True, disable=None if progress else True,
+               desc="DTW", leave=False)  # fmt: skip
+    with torch.no_grad():
+        for ta in range(n_tiles):
+            xa, la = padded[ta]
+            for tb in range(ta, n_tiles):
+                yb, lb = padded[tb]
+                ka, kb = len(la), len(lb)
+                ia, ib = torch.meshgrid(torch.arange(ka), torch.arange(kb), indexing="ij")
+                ia, ib = ia.reshape(-1), ib.reshape(-1)
+                if ta == tb:
+                    keep = ia < ib
+                    ia, ib = ia[keep], ib[keep]
+                if len(ia) == 0:
+                    continue
+                ia_d, ib_d = ia.to(dev), ib.to(dev)
+                vals = _dtw_batch_torch(xa[ia_d], yb[ib_d], la[ia], lb[ib], normalize == "path")
+                si = perm[ta * tile + ia.numpy()]
+                sj = perm[tb * tile + ib.numpy()]
+                out[_condensed(si, sj, n)] = vals.cpu().numpy()
+                bar.update(len(ia))
+    bar.close()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Dispatch
+
+
+def cuda_available() -> bool:
+    """True when torch sees a CUDA device (torch is only imported when a GPU driver is present)."""
+    if not (os.path.exists("/dev/nvidiactl") or os.path.exists("/proc/driver/nvidia")):
+        return False
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:  # pragma: no cover - broken torch install
+        return False
+
+
+def pairwise_dtw(
+    segments: list[np.ndarray],
+    normalize: str = "sum",
+    n_jobs: int | None = None,
+    device: str | None = None,
+    backend: str | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """Condensed all-pairs DTW distances (``pdist`` order), float64 ``(N*(N-1)/2,)``.
+
+    ``device``: ``None`` = CUDA (torch) when present, else the numba CPU kernel; ``"cpu"`` = numba
+    kernel; ``"cuda"`` / ``"cuda:K"`` = torch on that GPU. ``backend`` overrides: ``"numba"``,
+    ``"torch"`` (on ``device``, default CPU), ``"reference"``. ``n_jobs``: CPU threads (default all).
+    """
+    _check_normalize(normalize)
+    segs = _as_segments(segments)
+    if backend is None:
+        if device is None:
+            device = "cuda" if cuda_available() else "cpu"
+        backend = "numba" if device == "cpu" else "torch"
+    if backend == "reference":
+        return pairwise_dtw_reference(segs, normalize)
+    if backend == "numba":
+        return _pairwise_dtw_numba(segs, normalize, n_jobs, progress)
+    if backend == "torch":
+        device = device or "cpu"
+        if device.startswith("cuda") and not cuda_available():
+            raise UserError(f"device {device!r} requested but torch sees no CUDA device")
+        if n_jobs and device == "cpu":
+            import torch
+
+            torch.set_num_threads(_n_threads(n_jobs))
+        return _pairwise_dtw_torch(segs, normalize, device, progress)
+    raise UserError(f"unknown DTW backend {backend!r}: choose numba, torch or reference")
