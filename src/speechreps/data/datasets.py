@@ -1,0 +1,234 @@
+"""Training data per representation type: in-memory datasets that collate padded batches.
+
+A *training set* pairs a dataset (reads, collates) with a sampler (picks; checkpointable). The
+trainer only needs ``train_set.sampler`` (iterable of index batches, ``state_dict``) and
+``train_set.collate(indices) -> batch`` and ``train_set.n_frames(indices)`` (unpadded frames, for
+throughput). Batches are the types of :mod:`speechreps.models.base`.
+
+Which data a type trains on (:func:`make_training_set`), by the model's ``batch_kind``:
+
+=====================  ===========================================================================
+``utterance``          training utterances, length-bucketed batches (APC)
+``speaker_utterance``  training utterances, speakers x utterances batches, random ``seq_len`` crops (CPC)
+``pair``               DTW-aligned segment pairs (CAPC), length-bucketed
+``frame`` / ``frame_pair``  single frames (frame AE: target = input) or DTW-aligned frame pairs
+                       (frame CAE), shuffled frame batches
+=====================  ===========================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import UserError, WarningCounter
+from ..models.base import FramePairBatch, PairBatch, UtteranceBatch
+from .archive import SpeakerRule, load_archive, parse_utterance_key
+from .samplers import BucketBatchSampler, FrameBatchSampler, SpeakerBatchSampler
+
+
+def pad(arrays: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """List of (T_i, D) arrays -> zero-padded (B, T_max, D) float32 tensor and (B,) long lengths."""
+    lengths = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
+    out = np.zeros((len(arrays), int(lengths.max()), arrays[0].shape[1]), dtype=np.float32)
+    for i, a in enumerate(arrays):
+        out[i, : len(a)] = a
+    return torch.from_numpy(out), torch.from_numpy(lengths)
+
+
+class UtteranceDataset:
+    """Utterances with speaker ids; collates :class:`UtteranceBatch` (speaker index within the batch).
+
+    Indices are ints, or ``(index, crop_start)`` tuples from :class:`SpeakerBatchSampler`, in which
+    case each utterance is cropped to ``seq_len`` frames from ``crop_start``.
+    """
+
+    def __init__(self, arrays: Mapping[str, np.ndarray], speaker_rule: SpeakerRule | None = None,
+                 seq_len: int | None = None):
+        self.keys = list(arrays)
+        if not self.keys:
+            raise UserError("the training archive holds no utterances")
+        self.feats = [np.asarray(arrays[k], dtype=np.float32) for k in self.keys]
+        self.lengths = np.array([len(f) for f in self.feats], dtype=np.int64)
+        self.seq_len = seq_len
+        if speaker_rule is not None:
+            names = [speaker_rule(parse_utterance_key(k).utt) for k in self.keys]
+        else:
+            names = ["?"] * len(self.keys)
+        self.speaker_names = sorted(set(names))
+        index = {s: i for i, s in enumerate(self.speaker_names)}
+        self.speakers = np.array([index[s] for s in names], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def _item(self, ref: Any) -> tuple[np.ndarray, int]:
+        if isinstance(ref, tuple):
+            i, start = ref
+            f = self.feats[i]
+            if self.seq_len:
+                f = f[start : start + self.seq_len]
+            return f, i
+        return self.feats[ref], ref
+
+    def collate(self, refs: Sequence[Any]) -> UtteranceBatch:
+        items = [self._item(r) for r in refs]
+        feats, lengths = pad([f for f, _ in items])
+        _, within = np.unique(self.speakers[[i for _, i in items]], return_inverse=True)
+        return UtteranceBatch(feats, lengths, torch.from_numpy(within.astype(np.int64).reshape(-1)))
+
+    def n_frames(self, refs: Sequence[Any]) -> int:
+        return int(sum(len(self._item(r)[0]) for r in refs))
+
+
+class PairDataset:
+    """Aligned segment pairs ``(x, y)`` of equal length; collates :class:`PairBatch`."""
+
+    def __init__(self, pairs: Sequence[tuple[np.ndarray, np.ndarray]]):
+        if not pairs:
+            raise UserError("no segment pairs to train on")
+        for x, y in pairs:
+            if len(x) != len(y):
+                raise ValueError("PairDataset needs aligned pairs of equal length")
+        self.pairs = [(np.asarray(x, np.float32), np.asarray(y, np.float32)) for x, y in pairs]
+        self.lengths = np.array([len(x) for x, _ in self.pairs], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def collate(self, refs: Sequence[int]) -> PairBatch:
+        x, lengths = pad([self.pairs[i][0] for i in refs])
+        y, _ = pad([self.pairs[i][1] for i in refs])
+        return PairBatch(x, y, lengths)
+
+    def n_frames(self, refs: Sequence[int]) -> int:
+        return int(self.lengths[list(refs)].sum())
+
+
+class FrameDataset:
+    """Single frames: ``x`` (N, D) and targets ``y`` (N, D) (``y`` is ``x`` for the frame AE)."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray | None = None):
+        self.x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        self.y = self.x if y is None else torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))
+        if self.x.shape != self.y.shape:
+            raise ValueError(f"frame pairs differ in shape: {tuple(self.x.shape)} vs {tuple(self.y.shape)}")
+        self.lengths = None
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def to(self, device: torch.device | str) -> "FrameDataset":
+        """Keep the frames on the training device (one gather per batch, no host-device copy)."""
+        same = self.y is self.x
+        self.x = self.x.to(device)
+        self.y = self.x if same else self.y.to(device)
+        return self
+
+    def collate(self, idx: np.ndarray) -> FramePairBatch:
+        t = torch.from_numpy(np.asarray(idx, dtype=np.int64)).to(self.x.device)
+        return FramePairBatch(self.x[t], self.y[t])
+
+    def n_frames(self, idx: np.ndarray) -> int:
+        return len(idx)
+
+
+@dataclass
+class TrainingSet:
+    """A dataset and the sampler that batches it; ``describe`` is one line for logs."""
+
+    dataset: Any
+    sampler: Any
+    describe: str
+
+    def collate(self, refs):
+        return self.dataset.collate(refs)
+
+    def n_frames(self, refs) -> int:
+        return self.dataset.n_frames(refs)
+
+
+def _cfg(cfg: Any, name: str, default: Any = None) -> Any:
+    value = getattr(cfg, name, default)
+    return default if value is None else value
+
+
+def segment_pairs_for(ds, pairs_file: str | Path | None, warnings: WarningCounter | None = None,
+                      seed: int = 0) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
+    """Unaligned training segment pairs of a dataset (see :mod:`speechreps.data.pairs` for the order)."""
+    from .alignments import read_term_pairs
+    from .pairs import segments_from_term_pairs, segments_from_word_tokens
+
+    source = pairs_file or ds.train_pairs
+    if source is not None:
+        source = Path(source)
+        if not source.is_file():
+            raise UserError(f"term-pair file {source} does not exist")
+        utterances = load_archive(ds.utterances("train"))
+        return segments_from_term_pairs(read_term_pairs(source), utterances, warnings), f"term pairs {source}"
+    if ds.has_word_tokens("train"):
+        path = ds.word_tokens("train")
+        return segments_from_word_tokens(load_archive(path), seed=seed), f"ground-truth word pairs of {path}"
+    raise UserError(
+        f"dataset {ds.name!r} has no training pairs: give --pairs FILE, or register "
+        f"{ds.name}_train_pairs (or the original's {ds.name}_aligned_train_data / _word_1/2_train_data)"
+    )
+
+
+def make_training_set(rep_type: str, batch_kind: str, cfg: Any, ds, pairs_file: str | Path | None = None,
+                      warnings: WarningCounter | None = None) -> TrainingSet:
+    """The training data of ``rep_type`` from dataset ``ds`` (a :class:`~speechreps.data.registry.DatasetPaths`)."""
+    from . import pairs as P
+
+    seed = int(_cfg(cfg, "seed", 0))
+    batch_size = int(_cfg(cfg, "batch_size", 64))
+    num_buckets = int(_cfg(cfg, "num_buckets", 1))
+    if batch_kind in ("utterance", "speaker_utterance"):
+        path = ds.utterances("train")
+        arrays = load_archive(path)
+        if batch_kind == "utterance":
+            data = UtteranceDataset(arrays, ds.speaker_rule(path))
+            sampler = BucketBatchSampler(data.lengths, batch_size, num_buckets, seed=seed)
+            return TrainingSet(data, sampler, f"{len(data)} utterances of {path}")
+        seq_len = _cfg(cfg, "seq_len", None)
+        data = UtteranceDataset(arrays, ds.speaker_rule(path), seq_len=seq_len)
+        sampler = SpeakerBatchSampler(
+            data.speakers, data.lengths, int(_cfg(cfg, "n_speakers_per_batch", 8)),
+            int(_cfg(cfg, "n_utterances_per_speaker", 8)), seq_len=seq_len, seed=seed,
+        )
+        return TrainingSet(
+            data, sampler,
+            f"{len(data)} utterances of {len(data.speaker_names)} speakers of {path}, "
+            f"{sampler.n_speakers} speakers x {sampler.n_utterances} utterances per batch",
+        )
+    if batch_kind == "pair":
+        if pairs_file is None and ds.aligned_train is not None:
+            pairs, source = P.load_original_aligned(ds.aligned_train), f"aligned pairs {ds.aligned_train}"
+        else:
+            raw, source = segment_pairs_for(ds, pairs_file, warnings, seed)
+            pairs = P.aligned_segment_pairs(raw)
+        data = PairDataset(pairs)
+        sampler = BucketBatchSampler(data.lengths, batch_size, num_buckets, seed=seed)
+        return TrainingSet(data, sampler, f"{len(data)} aligned segment pairs (both directions) from {source}")
+    if batch_kind in ("frame", "frame_pair"):
+        if rep_type == "frame_ae":
+            path = ds.utterances("train")
+            x = np.concatenate(list(load_archive(path).values()))
+            data, source = FrameDataset(x), f"frames of {path}"
+        else:
+            if pairs_file is None and ds.word_1_train is not None and ds.word_2_train is not None:
+                x, y = P.load_original_frame_pairs(ds.word_1_train, ds.word_2_train)
+                source = f"aligned frames {ds.word_1_train} / {ds.word_2_train}"
+            else:
+                raw, source = segment_pairs_for(ds, pairs_file, warnings, seed)
+                x, y = P.aligned_frame_pairs(raw)
+                source = f"DTW-aligned frame pairs (both directions) of {source}"
+            data = FrameDataset(x, y)
+        sampler = FrameBatchSampler(len(data), batch_size, seed=seed)
+        return TrainingSet(data, sampler, f"{len(data)} {source}")
+    raise ValueError(f"unknown batch kind {batch_kind!r}")

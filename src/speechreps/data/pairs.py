@@ -1,0 +1,246 @@
+"""Training pairs for the correspondence models (CAPC, frame CAE), and the DTW paths that align them.
+
+Where pairs come from, in order of preference (:func:`load_segment_pairs` / the pipeline):
+
+1. a term-pair file given explicitly (``--pairs FILE``: discovered terms, SPEC.md's format, frames
+   into the training utterances);
+2. the original tool's aligned files when ``data_paths.json`` names them: ``<lang>_aligned_train_data``
+   (``<key>.X`` / ``<key>.Y``, CAPC) and ``<lang>_word_1_train_data`` / ``<lang>_word_2_train_data``
+   (frame-aligned arrays under equal keys, frame CAE); these are already aligned and used as given,
+   plus the reverse direction;
+3. the dataset's ``<lang>_train_pairs`` term-pair file (``speechreps prepare`` writes the
+   ground-truth pairs there);
+4. ground-truth pairs built from the training word-token archive (same label, different tokens).
+
+A segment pair ``(a, b)`` is aligned by DTW (cosine distance between frames, steps (1,0), (0,1),
+(1,1)); from the path:
+
+- CAPC (:func:`aligned_segment_pairs`): ``(X, Y')`` where ``Y'[i]`` is the mean of the frames of
+  ``Y`` that the path pairs with ``X[i]``, so ``Y'`` has ``X``'s length; both directions (a -> b, b -> a);
+- frame CAE (:func:`aligned_frame_pairs`): every ``(a[i], b[j])`` on the path, and its reverse.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError, WarningCounter
+from .alignments import TermPair
+from .archive import load_archive, parse_utterance_key, parse_word_key
+
+try:  # numba is a dependency; the pure-Python fallback only keeps imports working without it
+    from numba import njit
+except ImportError:  # pragma: no cover
+    def njit(*args, **kwargs):
+        if args and callable(args[0]):
+            return args[0]
+        return lambda f: f
+
+
+@njit(cache=True)
+def _dtw_path(x: np.ndarray, y: np.ndarray):
+    n, m = x.shape[0], y.shape[0]
+    xn = np.empty_like(x)
+    yn = np.empty_like(y)
+    for i in range(n):
+        xn[i] = x[i] / (np.sqrt(np.sum(x[i] * x[i])) + 1e-12)
+    for j in range(m):
+        yn[j] = y[j] / (np.sqrt(np.sum(y[j] * y[j])) + 1e-12)
+    inf = np.inf
+    acc = np.full((n + 1, m + 1), inf)
+    acc[0, 0] = 0.0
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            d = 1.0 - np.sum(xn[i - 1] * yn[j - 1])
+            best = acc[i - 1, j - 1]
+            if acc[i - 1, j] < best:
+                best = acc[i - 1, j]
+            if acc[i, j - 1] < best:
+                best = acc[i, j - 1]
+            acc[i, j] = d + best
+    # backtrack; ties prefer the diagonal, then (1,0), then (0,1)
+    ix = np.empty(n + m, np.int64)
+    iy = np.empty(n + m, np.int64)
+    k = 0
+    i, j = n, m
+    while True:
+        ix[k] = i - 1
+        iy[k] = j - 1
+        k += 1
+        if i == 1 and j == 1:
+            break
+        diag = acc[i - 1, j - 1]
+        up = acc[i - 1, j]
+        left = acc[i, j - 1]
+        if diag <= up and diag <= left:
+            i -= 1
+            j -= 1
+        elif up <= left:
+            i -= 1
+        else:
+            j -= 1
+    return ix[:k][::-1].copy(), iy[:k][::-1].copy(), acc[n, m]
+
+
+def dtw_path(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Minimum-cost DTW alignment of ``x`` (n, D) and ``y`` (m, D).
+
+    Frame distance: cosine distance; steps (1,0), (0,1), (1,1); the path runs from (0, 0) to
+    (n-1, m-1). Returns ``(ix, iy, cost)``: the path as index arrays of equal length (x frame
+    ``ix[k]`` is aligned with y frame ``iy[k]``) and the accumulated (unnormalised) cost.
+    """
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1] or len(x) == 0 or len(y) == 0:
+        raise ValueError(f"dtw_path needs two non-empty (T, D) arrays of one D, got {x.shape} and {y.shape}")
+    ix, iy, cost = _dtw_path(x, y)
+    return ix, iy, float(cost)
+
+
+def align_to(x: np.ndarray, y: np.ndarray, ix: np.ndarray | None = None, iy: np.ndarray | None = None) -> np.ndarray:
+    """``y`` warped onto ``x``'s time axis: ``out[i]`` = mean of the y frames aligned with ``x[i]``."""
+    if ix is None or iy is None:
+        ix, iy, _ = dtw_path(x, y)
+    out = np.zeros((len(x), y.shape[1]), dtype=np.float64)
+    counts = np.bincount(ix, minlength=len(x)).astype(np.float64)
+    np.add.at(out, ix, y[iy])
+    return (out / counts[:, None]).astype(np.float32)
+
+
+def aligned_segment_pairs(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """CAPC data: for each ``(a, b)``, ``(a, b warped onto a)`` and ``(b, a warped onto b)``."""
+    out = []
+    for a, b in pairs:
+        ix, iy, _ = dtw_path(a, b)
+        out.append((np.asarray(a, np.float32), align_to(a, b, ix, iy)))
+        out.append((np.asarray(b, np.float32), align_to(b, a, iy, ix)))
+    return out
+
+
+def aligned_frame_pairs(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Frame CAE data: every frame pair on each DTW path, both directions -> ``(X, Y)`` (N, D) each."""
+    xs, ys = [], []
+    for a, b in pairs:
+        ix, iy, _ = dtw_path(a, b)
+        xs += [a[ix], b[iy]]
+        ys += [b[iy], a[ix]]
+    if not xs:
+        raise UserError("no frame pairs to train on")
+    return np.concatenate(xs).astype(np.float32), np.concatenate(ys).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Where the segments come from
+
+
+class SegmentLookup:
+    """Cuts ``(utt, start, end)`` frame spans out of an utterance archive.
+
+    Archive keys are ``<utt>_<start>-<end>``: the array holds frames ``start..end`` of utterance
+    ``utt`` (a whole utterance has start 0; Buckeye-style voice-activity segments do not). A span is
+    found in the archive entry of the same utterance id that contains it.
+    """
+
+    def __init__(self, arrays: Mapping[str, np.ndarray]):
+        self.arrays = arrays
+        self.spans: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
+        for key in arrays:
+            k = parse_utterance_key(key)
+            self.spans[k.utt].append((k.start, k.end, key))
+
+    def find(self, utt: str, start: int, end: int) -> tuple[str, int] | None:
+        """The archive key holding the span and the span's offset into its array, or ``None``."""
+        for s, e, key in self.spans.get(utt, ()):
+            if s <= start and end <= e:
+                return key, start - s
+        return None
+
+    def get(self, utt: str, start: int, end: int) -> np.ndarray | None:
+        hit = self.find(utt, start, end)
+        if hit is None:
+            return None
+        key, offset = hit
+        seg = self.arrays[key][offset : offset + end - start]
+        return seg if len(seg) == end - start else None
+
+
+def segments_from_term_pairs(
+    pairs: Sequence[TermPair], utterances: Mapping[str, np.ndarray], warnings: WarningCounter | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The two segments of each term pair, cut from the utterance archive.
+
+    A pair naming an utterance or span the archive lacks is counted in ``warnings`` and skipped
+    (an error when none is usable).
+    """
+    lookup = SegmentLookup(utterances)
+    out = []
+    for p in pairs:
+        a = lookup.get(p.utt1, p.start1, p.end1)
+        b = lookup.get(p.utt2, p.start2, p.end2)
+        if a is None or b is None:
+            if warnings is not None:
+                missing = (p.utt1, p.start1, p.end1) if a is None else (p.utt2, p.start2, p.end2)
+                warnings.add(f"pair {p.cluster}: segment {missing[0]} {missing[1]}-{missing[2]} is not in the training utterances")
+            continue
+        out.append((a, b))
+    if not out:
+        raise UserError(f"none of the {len(pairs)} term pairs lies inside the training utterances")
+    return out
+
+
+def segments_from_word_tokens(
+    words: Mapping[str, np.ndarray], max_pairs_per_word: int = 100, seed: int = 0
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Ground-truth pairs from a word-token archive: tokens of one label (at most ``max_pairs_per_word``)."""
+    rng = random.Random(seed)
+    by_label: dict[str, list[str]] = defaultdict(list)
+    for key in words:
+        by_label[parse_word_key(key).label].append(key)
+    out = []
+    for label in sorted(by_label):
+        keys = by_label[label]
+        combos = [(i, j) for i in range(len(keys)) for j in range(i + 1, len(keys))]
+        if len(combos) > max_pairs_per_word:
+            combos = sorted(rng.sample(combos, max_pairs_per_word))
+        out += [(words[keys[i]], words[keys[j]]) for i, j in combos]
+    if not out:
+        raise UserError("the training word tokens hold no two tokens of one word: no pairs to train on")
+    return out
+
+
+def load_original_aligned(path: str | Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The original's ``*_aligned_train_data`` npz (``<key>.X`` / ``<key>.Y``) -> CAPC pairs, both directions."""
+    arrays = load_archive(path)
+    out = []
+    for key in sorted(k for k in arrays if k.endswith(".X")):
+        base = key[:-2]
+        y = arrays.get(base + ".Y")
+        if y is None:
+            raise UserError(f"{path}: key {key!r} has no partner {base + '.Y'!r}")
+        x = arrays[key]
+        if len(x) != len(y):
+            raise UserError(f"{path}: {base}.X and {base}.Y differ in length ({len(x)} vs {len(y)}); they must be aligned")
+        out += [(x, y), (y, x)]
+    if not out:
+        raise UserError(f"{path}: no '<key>.X' / '<key>.Y' arrays")
+    return out
+
+
+def load_original_frame_pairs(word_1: str | Path, word_2: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """The original's ``*_word_1/2_train_data`` (frame-aligned, same keys) -> frame pairs, both directions."""
+    a, b = load_archive(word_1), load_archive(word_2)
+    keys = [k for k in a if k in b]
+    if not keys:
+        raise UserError(f"{word_1} and {word_2} share no keys")
+    xs, ys = [], []
+    for k in keys:
+        if len(a[k]) != len(b[k]):
+            raise UserError(f"{word_1} / {word_2}: key {k!r} differs in length ({len(a[k])} vs {len(b[k])})")
+        xs += [a[k], b[k]]
+        ys += [b[k], a[k]]
+    return np.concatenate(xs), np.concatenate(ys)

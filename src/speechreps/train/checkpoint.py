@@ -1,0 +1,122 @@
+"""Checkpoints: everything needed to resume a run bit-for-bit, written atomically.
+
+Files in the checkpoint folder ``CKPT_DIR``:
+
+- ``epoch_<N>.pt``: the state after epoch N (every ``checkpoint_interval`` epochs and at the end);
+- ``last.pt``: the newest checkpoint (a hard link to the newest ``epoch_<N>.pt``, a copy where
+  links are not possible);
+- ``best.pt``: the checkpoint with the best validation AP so far (when validating);
+- ``config.json``: the resolved config of the run.
+
+A checkpoint is a dict: ``model``, ``optimizer``, ``scheduler``, ``scaler`` (AMP), ``sampler``,
+``rng`` (torch / CUDA / NumPy / Python states), ``epoch``, ``config`` (the resolved config
+section, a plain dict), ``representation_type``, ``best`` (best validation AP and its epoch),
+``versions`` (speechreps, torch, Python). Every file is written to a temporary name and renamed, so
+a kill mid-write leaves the previous checkpoint intact and no partial file under a real name.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..errors import UserError
+from ..fileio import atomic_path
+
+_EPOCH = re.compile(r"^epoch_(\d+)\.pt$")
+
+
+def epoch_path(ckpt_dir: str | os.PathLike, epoch: int) -> Path:
+    return Path(ckpt_dir) / f"epoch_{int(epoch)}.pt"
+
+
+def versions() -> dict[str, str]:
+    return {"speechreps": __version__, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save(obj: dict[str, Any], path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temporary file beside ``path``, then rename (atomic)."""
+    path = Path(path)
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save(obj, tmp)
+    return path
+
+
+def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Make ``dst`` the same file as ``src``, atomically (hard link under a temp name, then rename)."""
+    src, dst = Path(src), Path(dst)
+    with atomic_path(dst, suffix=".pt") as tmp:
+        tmp.unlink()
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+
+
+def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint; a missing or unreadable file is a :class:`UserError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:  # truncated / not a checkpoint
+        raise UserError(f"checkpoint {path} cannot be read: {exc}") from None
+    if not isinstance(obj, dict) or "model" not in obj:
+        raise UserError(f"{path} is not a speechreps checkpoint")
+    return obj
+
+
+def saved_epochs(ckpt_dir: str | os.PathLike) -> list[int]:
+    d = Path(ckpt_dir)
+    if not d.is_dir():
+        return []
+    return sorted(int(m[1]) for p in d.iterdir() if (m := _EPOCH.match(p.name)))
+
+
+def find_checkpoint(ckpt_dir: str | os.PathLike, epoch: int | None = None, prefer: str = "best") -> Path:
+    """``epoch_<epoch>.pt`` when ``epoch`` is given; else ``best.pt`` (``prefer="best"``) or ``last.pt``.
+
+    Falls back from best to last to the highest ``epoch_<N>.pt``; nothing found is a UserError.
+    """
+    d = Path(ckpt_dir)
+    if epoch is not None:
+        p = epoch_path(d, epoch)
+        if not p.is_file():
+            have = saved_epochs(d)
+            raise UserError(
+                f"checkpoint {p} does not exist (saved epochs in {d}: {', '.join(map(str, have)) or 'none'})"
+            )
+        return p
+    order = ["best.pt", "last.pt"] if prefer == "best" else ["last.pt"]
+    for name in order:
+        if (d / name).is_file():
+            return d / name
+    have = saved_epochs(d)
+    if have:
+        return epoch_path(d, have[-1])
+    raise UserError(f"no checkpoint in {d}: train first (action 'train' or 'all')")

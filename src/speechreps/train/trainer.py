@@ -1,0 +1,327 @@
+"""One training loop for every representation model.
+
+The loop (per epoch): the sampler's batches -> ``model.loss(batch)`` -> backward -> gradient clipping
+-> Adam step; then ``MultiStepLR`` steps (milestones in epochs), validation every ``validate_every``
+epochs (and at the last epoch), checkpoints every ``checkpoint_interval`` epochs and at the end
+(see :mod:`speechreps.train.checkpoint`), one row of metrics to TensorBoard
+(``CKPT_DIR/tensorboard``) and to ``CKPT_DIR/metrics.jsonl``.
+
+Reproducibility: :func:`seed_everything` seeds torch, NumPy and Python before the model is built;
+the sampler owns its own NumPy generator. A checkpoint stores the model, optimizer, scheduler,
+AMP scaler, sampler and all RNG states as they are at the end of its epoch, so that training
+resumed from ``epoch_<N>.pt`` equals the uninterrupted run bit-for-bit on CPU (same threads).
+
+Validation AP decides ``best.pt``: the trainer calls ``validate(model)`` (in eval mode, without
+gradients), which returns a dict with at least ``val_ap``; see :func:`speechreps.pipeline.make_validator`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from ..fileio import write_json, write_text
+from . import checkpoint as ckpt
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and CUDA), NumPy's global generator and Python's ``random``."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def default_device(requested: str | None = None) -> torch.device:
+    """``requested`` if given (``cpu``, ``cuda``, ``cuda:1``), else CUDA when available, else CPU."""
+    if requested:
+        try:
+            device = torch.device(requested)
+        except RuntimeError:
+            raise UserError(f"--device {requested!r} is not a torch device (cpu, cuda, cuda:N)") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise UserError(f"--device {requested}: CUDA is not available on this machine")
+        return device
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _get(cfg: Any, name: str, default: Any) -> Any:
+    value = getattr(cfg, name, default)
+    return default if value is None else value
+
+
+def config_dict(cfg: Any) -> dict[str, Any]:
+    """A config dataclass (or dict / namespace) as a plain JSON-able dict."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(cfg):
+        return dataclasses.asdict(cfg)
+    if isinstance(cfg, dict):
+        return dict(cfg)
+    return dict(vars(cfg))
+
+
+@dataclass
+class TrainResult:
+    """What a :meth:`Trainer.fit` call did."""
+
+    ckpt_dir: Path
+    start_epoch: int
+    last_epoch: int
+    best_ap: float | None
+    best_epoch: int | None
+    seconds: float
+    frames: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+class _Metrics:
+    """``metrics.jsonl`` (rewritten atomically each epoch) and TensorBoard scalars."""
+
+    def __init__(self, ckpt_dir: Path, start_epoch: int, tensorboard: bool = True):
+        self.path = ckpt_dir / "metrics.jsonl"
+        self.rows: list[dict[str, Any]] = []
+        if self.path.is_file() and start_epoch > 0:
+            for line in self.path.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if int(row.get("epoch", 0)) <= start_epoch:
+                    self.rows.append(row)
+        self.writer = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(ckpt_dir / "tensorboard"), purge_step=start_epoch + 1)
+            except Exception as exc:  # tensorboard missing or broken: metrics.jsonl still has everything
+                import warnings
+
+                warnings.warn(f"TensorBoard logging disabled: {exc}")
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.rows))
+        if self.writer is not None:
+            epoch = row["epoch"]
+            for name, value in row.items():
+                if name != "epoch" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                    group = "val" if name.startswith("val_") else ("speed" if name in ("seconds", "frames_per_s") else "train")
+                    self.writer.add_scalar(f"{group}/{name}", value, epoch)
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+class Trainer:
+    """Trains ``model`` on ``train_set`` with the training fields of ``cfg``; writes to ``ckpt_dir``.
+
+    ``cfg`` fields used: learning_rate, lr_milestones, lr_gamma, num_epochs, checkpoint_interval,
+    grad_clip (<= 0 or None: no clipping), amp (CUDA only), validate_every (0: never), seed.
+    ``train_set`` offers ``sampler`` (checkpointable), ``collate(refs)`` and ``n_frames(refs)``.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        train_set: Any,
+        cfg: Any,
+        ckpt_dir: str | Path,
+        representation_type: str,
+        device: torch.device | str | None = None,
+        validate: Callable[[torch.nn.Module], dict[str, float]] | None = None,
+        progress: bool = True,
+        log: Callable[[str], None] = print,
+        tensorboard: bool = True,
+    ):
+        self.device = torch.device(device) if device is not None else default_device()
+        self.model = model.to(self.device)
+        self.train_set = train_set
+        if hasattr(train_set.dataset, "to"):
+            train_set.dataset.to(self.device)
+        self.cfg = cfg
+        self.ckpt_dir = Path(ckpt_dir)
+        self.rep_type = representation_type
+        self.validate = validate
+        self.progress = progress
+        self.log = log
+        self.tensorboard = tensorboard
+        self.num_epochs = int(_get(cfg, "num_epochs", 1))
+        self.interval = max(1, int(_get(cfg, "checkpoint_interval", 1)))
+        self.validate_every = int(_get(cfg, "validate_every", 0))
+        self.grad_clip = float(_get(cfg, "grad_clip", 0.0))
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=float(_get(cfg, "learning_rate", 1e-3)))
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
+            self.optimizer, milestones=list(_get(cfg, "lr_milestones", [])), gamma=float(_get(cfg, "lr_gamma", 0.1))
+        )
+        self.amp = bool(_get(cfg, "amp", False)) and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.best_ap: float | None = None
+        self.best_epoch: int | None = None
+        self.epoch = 0
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "sampler": self.train_set.sampler.state_dict(),
+            "rng": ckpt.rng_state(),
+            "epoch": self.epoch,
+            "config": config_dict(self.cfg),
+            "representation_type": self.rep_type,
+            "best": {"val_ap": self.best_ap, "epoch": self.best_epoch},
+            "versions": ckpt.versions(),
+        }
+
+    def load(self, path: str | Path) -> None:
+        """Restore everything from a checkpoint written by this trainer."""
+        state = ckpt.load(path, map_location=self.device)
+        if state.get("representation_type") not in (None, self.rep_type):
+            raise UserError(f"checkpoint {path} holds a {state['representation_type']!r} model, not {self.rep_type!r}")
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise UserError(f"checkpoint {path} does not fit the model of this config: {first}") from None
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.train_set.sampler.load_state_dict(state["sampler"])
+        ckpt.set_rng_state(state["rng"])
+        self.epoch = int(state["epoch"])
+        best = state.get("best") or {}
+        self.best_ap, self.best_epoch = best.get("val_ap"), best.get("epoch")
+
+    # -- loop -----------------------------------------------------------------------------------
+
+    def _autocast(self):
+        if self.amp:
+            return torch.autocast(device_type="cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    def train_epoch(self) -> dict[str, Any]:
+        from tqdm.auto import tqdm
+
+        self.model.train()
+        sampler = self.train_set.sampler
+        total_loss, n_batches, frames = 0.0, 0, 0
+        sums: dict[str, float] = {}
+        t0 = time.perf_counter()
+        bar = tqdm(total=len(sampler), desc=f"{self.rep_type} epoch {self.epoch + 1}/{self.num_epochs}",
+                   disable=None if self.progress else True, leave=False, dynamic_ncols=True)
+        for refs in sampler:
+            batch = self.train_set.collate(refs).to(self.device)
+            frames += self.train_set.n_frames(refs)
+            with self._autocast():
+                loss, metrics = self.model.loss(batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if self.grad_clip > 0:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise RuntimeError(f"{self.rep_type}: loss became {value} in epoch {self.epoch + 1}; lower the learning rate or set grad_clip")
+            total_loss += value
+            n_batches += 1
+            for name, v in (metrics or {}).items():
+                sums[name] = sums.get(name, 0.0) + float(v)
+            bar.update(1)
+            if n_batches % 10 == 0 or n_batches == len(sampler):
+                bar.set_postfix(loss=f"{total_loss / n_batches:.4f}")
+        bar.close()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        seconds = time.perf_counter() - t0
+        row: dict[str, Any] = {"epoch": self.epoch + 1, "loss": total_loss / max(n_batches, 1)}
+        row.update({name: v / max(n_batches, 1) for name, v in sums.items() if name != "loss"})
+        row.update({"lr": self.optimizer.param_groups[0]["lr"], "seconds": round(seconds, 3), "frames": frames,
+                    "frames_per_s": round(frames / seconds, 1) if seconds > 0 else 0.0})
+        return row
+
+    def run_validation(self) -> dict[str, float]:
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                return dict(self.validate(self.model))
+        finally:
+            self.model.train(was_training)
+
+    def fit(self, load_from_epoch: int | None = None) -> TrainResult:
+        """Train up to ``num_epochs`` epochs, from scratch or resumed from ``epoch_<load_from_epoch>.pt``."""
+        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        if load_from_epoch is not None:
+            path = ckpt.find_checkpoint(self.ckpt_dir, epoch=load_from_epoch)
+            self.load(path)
+            self.log(f"resumed from {path} (epoch {self.epoch})")
+        start = self.epoch
+        write_json(self.ckpt_dir / "config.json", {self.rep_type: config_dict(self.cfg)})
+        metrics = _Metrics(self.ckpt_dir, start, self.tensorboard)
+        history, total_frames, total_seconds = [], 0, 0.0
+        try:
+            while self.epoch < self.num_epochs:
+                row = self.train_epoch()
+                self.epoch += 1
+                self.scheduler.step()
+                total_frames += row["frames"]
+                total_seconds += row["seconds"]
+                improved = False
+                if self.validate is not None and self.validate_every > 0 and (
+                    self.epoch % self.validate_every == 0 or self.epoch == self.num_epochs
+                ):
+                    t0 = time.perf_counter()
+                    val = self.run_validation()
+                    row.update(val)
+                    row["val_seconds"] = round(time.perf_counter() - t0, 3)
+                    ap = val.get("val_ap")
+                    if ap is not None and (self.best_ap is None or ap > self.best_ap):
+                        self.best_ap, self.best_epoch, improved = float(ap), self.epoch, True
+                self._save(improved)
+                metrics.add(row)
+                history.append(row)
+                msg = f"epoch {self.epoch}/{self.num_epochs}: loss {row['loss']:.4f}, {row['frames_per_s']:.0f} frames/s"
+                if "val_ap" in row:
+                    msg += f", val AP {row['val_ap']:.4f}" + (" (best)" if improved else "")
+                self.log(msg)
+        finally:
+            metrics.close()
+        return TrainResult(self.ckpt_dir, start, self.epoch, self.best_ap, self.best_epoch,
+                           total_seconds, total_frames, history)
+
+    def _save(self, improved: bool) -> None:
+        due = self.epoch % self.interval == 0 or self.epoch == self.num_epochs
+        if not due and not improved:
+            return
+        state = self.state()
+        if due:
+            path = ckpt.save(state, ckpt.epoch_path(self.ckpt_dir, self.epoch))
+            ckpt.link_or_copy(path, self.ckpt_dir / "last.pt")
+            if improved:
+                ckpt.link_or_copy(path, self.ckpt_dir / "best.pt")
+        else:
+            ckpt.save(state, self.ckpt_dir / "best.pt")
