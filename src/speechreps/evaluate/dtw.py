@@ -17,12 +17,11 @@ Three implementations, which agree to 1e-5 (tests/test_dtw.py):
 - :func:`pairwise_dtw_reference`: SciPy ``cdist`` frame distances in float64 and a plain Python DP;
   slow and obviously correct.
 - the numba kernel (default on CPU): frames L2-normalised once (float32); tokens sorted by length and
-  packed in chunks of ``LANES`` tokens, each chunk stored frame-major with the token as the fastest
-  axis, so one query token is aligned against ``LANES`` tokens at once: the frame-cost "matrix
-  product" and the DP recurrence are both vector operations across the lanes (no reordering of any
-  floating-point sum, so it is exact under ``fastmath=False``); cost rows are computed for a block of
-  query frames at a time so that a chunk's frames are reused from cache; the DP keeps two rows in
-  float64. Queries are assigned to threads by estimated work (longest first onto the least-loaded
+  packed in chunks of ``LANES`` tokens, each chunk stored as a ``(D, frames x LANES)`` matrix, so one
+  query token is aligned against ``LANES`` tokens at once: the frame costs of a block of ``ROWS``
+  query frames against the whole chunk are one small float32 matrix product (BLAS sgemm, called
+  single-threaded from each numba thread), and the DP recurrence runs across the lanes, two rows
+  kept in float64. Queries are assigned to threads by estimated work (longest first onto the least-loaded
   thread) and processed in blocks, so memory is the output vector plus O(threads x chunk) scratch,
   whatever N is. Compiled once per install (``cache=True``).
 - the torch kernel (default when CUDA is present, ``device=`` chooses): tiles of the pair triangle
@@ -44,7 +43,7 @@ NORMALIZE = ("sum", "path")
 
 # Tokens aligned at once by the numba kernel (vector lanes) and query frames per cost block.
 LANES = 16
-ROWS = 8
+ROWS = 32
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,11 +167,11 @@ class _Packed:
         packed = np.zeros(int(self.chunk_off[-1]), dtype=np.float32)
         for c in range(n_chunks):
             m = int(self.chunk_len[c])
-            block = np.zeros((m, dim, LANES), dtype=np.float32)  # (frame, dim, lane)
+            block = np.zeros((dim, m, LANES), dtype=np.float32)  # (dim, frame, lane)
             for k in range(LANES):
                 s = c * LANES + k
                 if s < n:
-                    block[: self.lens[s], :, k] = units[s]
+                    block[:, : self.lens[s], k] = units[s].T
             packed[self.chunk_off[c] : self.chunk_off[c + 1]] = block.reshape(-1)
         self.packed = packed
 
@@ -210,12 +209,10 @@ def _numba_kernel():
                 max_m = chunk_len[c]
         n_workers = worker_ptr.shape[0] - 1
         for w in prange(n_workers):
-            cost = np.empty((rows, max_m, lanes), dtype=np.float32)  # (query frame, chunk frame, lane)
             prev = np.empty((max_m + 1, lanes), dtype=np.float64)
             cur = np.empty((max_m + 1, lanes), dtype=np.float64)
             prev_len = np.zeros((max_m + 1, lanes), dtype=np.float64)
             cur_len = np.zeros((max_m + 1, lanes), dtype=np.float64)
-            acc = np.empty(lanes, dtype=np.float32)
             for qi in range(worker_ptr[w], worker_ptr[w + 1]):
                 s = queries[qi]
                 n = lens[s]
@@ -232,22 +229,12 @@ def _numba_kernel():
                             prev_len[b, k] = 0.0
                     for k in range(lanes):
                         prev[0, k] = 0.0
+                    ychunk = packed[y0 : y0 + dim * m * lanes].reshape((dim, m * lanes))  # (D, m*lanes)
                     for a0 in range(0, n, rows):
                         r_n = min(rows, n - a0)
-                        # frame costs for query frames a0..a0+r_n against all frames of the chunk
-                        for b in range(m):
-                            yb = y0 + b * dim * lanes
-                            for r in range(r_n):
-                                xa = x0 + a0 + r
-                                for k in range(lanes):
-                                    acc[k] = 0.0
-                                for d in range(dim):
-                                    xv = frames[xa, d]
-                                    yd = yb + d * lanes
-                                    for k in range(lanes):
-                                        acc[k] += xv * packed[yd + k]
-                                for k in range(lanes):
-                                    cost[r, b, k] = acc[k]
+                        # frame dot products of query frames a0..a0+r_n with every frame of every lane:
+                        # one small float32 matrix product (BLAS sgemm) -> (r_n, m*lanes)
+                        cost = np.dot(frames[x0 + a0 : x0 + a0 + r_n], ychunk)
                         # DP rows a0..a0+r_n, two rows in float64
                         for r in range(r_n):
                             for k in range(lanes):
@@ -263,7 +250,7 @@ def _numba_kernel():
                                         if cur[b, k] < best:
                                             best = cur[b, k]
                                             steps = cur_len[b, k]
-                                        cur[b + 1, k] = (1.0 - np.float64(cost[r, b, k])) + best
+                                        cur[b + 1, k] = (1.0 - np.float64(cost[r, b * lanes + k])) + best
                                         cur_len[b + 1, k] = steps + 1.0
                             else:
                                 for b in range(m):
@@ -273,7 +260,7 @@ def _numba_kernel():
                                             best = prev[b + 1, k]
                                         if cur[b, k] < best:
                                             best = cur[b, k]
-                                        cur[b + 1, k] = (1.0 - np.float64(cost[r, b, k])) + best
+                                        cur[b + 1, k] = (1.0 - np.float64(cost[r, b * lanes + k])) + best
                             prev, cur = cur, prev
                             prev_len, cur_len = cur_len, prev_len
                     for k in range(k_first, lanes):
@@ -332,6 +319,9 @@ def _pairwise_dtw_numba(segs: list[np.ndarray], normalize: str, n_jobs: int | No
     blocks = np.split(np.arange(n, dtype=np.int64), edges)
     old = numba.get_num_threads()
     numba.set_num_threads(threads)
+    from threadpoolctl import threadpool_limits
+
+    limits = threadpool_limits(1, user_api="blas")  # each numba thread calls BLAS single-threaded
     try:
         from tqdm import tqdm
 
@@ -347,6 +337,7 @@ def _pairwise_dtw_numba(segs: list[np.ndarray], normalize: str, n_jobs: int | No
         bar.close()
     finally:
         numba.set_num_threads(old)
+        limits.restore_original_limits()
     return out
 
 
