@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
+from pathlib import Path
 from dataclasses import dataclass
 
 import numpy as np
@@ -139,6 +140,10 @@ class Engine:
         pitch and pitch range 0-100 (50 = the voice's own)."""
         lib = self._lib
         data = text.encode("utf-8") + b"\0"
+        if "+" in voice:  # eSpeak silently ignores an unknown variant: check it exists
+            variant = voice.split("+", 1)[1]
+            if not (Path(self.data_path) / "voices" / "!v" / variant).is_file():
+                raise UserError(f"eSpeak NG has no voice variant {variant!r} (voices/!v in {self.data_path})")
         with self._lock:
             if lib.espeak_SetVoiceByName(voice.encode()) != 0:
                 raise UserError(f"eSpeak NG has no voice {voice!r}")

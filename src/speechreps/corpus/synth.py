@@ -59,6 +59,7 @@ VARIANTS = [
 ]
 
 _UTT_RE = re.compile(r"^[a-z]+\d+_\d{4}$")
+_LAYOUT = {"audio", "words.wrd", "speakers", MANIFEST}
 
 
 @dataclass(frozen=True)
@@ -398,10 +399,12 @@ def _prepare_out_dir(out: Path) -> None:
 
     if out.exists() and not out.is_dir():
         raise UserError(f"--out: {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        ours = (out / MANIFEST).exists() or (out / PARTIAL_MARKER).exists()
-        if not ours:
-            raise UserError(f"--out: {out} is not empty and holds no synthetic corpus; choose another folder")
+    if out.is_dir():
+        # Ours: a (possibly unfinished) synthetic corpus holds nothing but these names.
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in _LAYOUT and not p.name.startswith("."))
+        if foreign:
+            raise UserError(f"--out: {out} is not empty and holds no synthetic corpus ({foreign[0]!r} is not "
+                            "ours); choose another folder")
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / PARTIAL_MARKER, "a speechreps synth build started here and has not finished\n")
     (out / MANIFEST).unlink(missing_ok=True)
