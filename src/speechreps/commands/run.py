@@ -1,0 +1,63 @@
+"""``speechreps run``: the main job (see :mod:`speechreps.experiment`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+ORDER = 5
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="the main job: corpus -> features -> train every model -> evaluate -> extract -> report",
+        description="Build (or reuse) the built-in corpus, prepare its features, train every representation "
+        "type with the demo configs, evaluate and extract them, and write a report (report.md + figures). "
+        "Every stage is skipped when its outputs are up to date; a changed config re-runs what depends on it.",
+    )
+    p.add_argument("--out", type=Path, default=Path("runs/main"), help="run folder (default: runs/main)")
+    p.add_argument("--data-dir", type=Path, default=Path("data"), help="where corpora and features go (default: data)")
+    p.add_argument("--config", type=Path, default=None, help="config JSON (default: the packaged configs/demo.json)")
+    p.add_argument("--languages", type=_csv, default=["en", "tn"], help="built-in corpus languages (default: en,tn)")
+    p.add_argument("--dataset", action="append", default=None, metavar="NAME",
+                   help="use your own dataset NAME from --data-paths instead of the built-in corpus (repeatable; "
+                        "the first is the training language of the cross-lingual rows)")
+    p.add_argument("--data-paths", type=Path, default=None, help="data_paths.json for --dataset")
+    p.add_argument("--only", type=_csv, default=None, metavar="TYPES", help="e.g. apc,cpc (default: all five)")
+    p.add_argument("--seeds", type=int, default=1, help="train each model with this many seeds (mean ± std)")
+    p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    p.add_argument("--corpus-minutes", type=float, default=None, help="minutes of speech per built-in language")
+    p.add_argument("--corpus-speakers", type=int, default=None, help="speakers per built-in language")
+    p.add_argument("--force", nargs="*", default=None, metavar="STAGE",
+                   help="redo stages even if up to date: all with no argument, or kinds/names such as train, "
+                        "evaluate:cpc:synth_en:synth_en:s0")
+    p.add_argument("--no-cross-lingual", action="store_true", help="skip the cross-lingual rows")
+    p.add_argument("--jobs", type=int, default=None, help="CPU threads/processes (default: all cores)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import UserError
+    from ..experiment import MainJobOptions, run_main_job
+
+    if args.jobs is not None and args.jobs < 1:
+        raise UserError(f"--jobs must be >= 1, got {args.jobs}")
+    force: set[str] | bool = False if args.force is None else (set(args.force) if args.force else True)
+    opts = MainJobOptions(
+        run_dir=args.out, data_dir=args.data_dir, config=args.config, languages=tuple(args.languages),
+        datasets=args.dataset, data_paths=args.data_paths, only=args.only, seeds=args.seeds, base_seed=args.seed,
+        corpus_minutes=args.corpus_minutes, corpus_speakers=args.corpus_speakers, force=force,
+        jobs=args.jobs, device=args.device, cross_lingual=not args.no_cross_lingual, progress=not args.no_progress,
+    )
+    report = run_main_job(opts)
+    print()
+    print((report.parent / "table.md").read_text())
+    print(f"report: {report}")
+    return 0

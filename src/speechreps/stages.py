@@ -1,0 +1,65 @@
+"""Resumable stages for long jobs: a stage is skipped when its recorded inputs are unchanged.
+
+Each stage's record is ``<run_dir>/stages/<name>.json`` holding the fingerprint of everything
+that decides its output (configs, upstream fingerprints, seeds, versions), its result (small JSON:
+numbers and paths) and its wall time. A stage whose record is missing, whose fingerprint differs,
+or that is forced runs again; its record is written only after it succeeded, so a killed run
+resumes at the stage it was in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from . import __version__
+from .fileio import write_json
+
+
+def fingerprint(*parts: Any) -> str:
+    """A stable hash of JSON-able inputs (dict keys sorted)."""
+    blob = json.dumps([__version__, *parts], sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+class StageCache:
+    def __init__(self, run_dir: Path, force: set[str] | bool = False, log: Callable[[str], None] = print):
+        self.dir = Path(run_dir) / "stages"
+        self.force = force
+        self.log = log
+        self.timings: dict[str, float] = {}
+        self.skipped: list[str] = []
+
+    def _path(self, name: str) -> Path:
+        return self.dir / (name.replace(":", "__").replace("/", "-") + ".json")
+
+    def _forced(self, name: str) -> bool:
+        if isinstance(self.force, bool):
+            return self.force
+        kind = name.split(":", 1)[0]
+        return name in self.force or kind in self.force
+
+    def run(self, name: str, fp: str, fn: Callable[[], Any]) -> Any:
+        """Return the stage's recorded result if up to date, else run ``fn`` and record it."""
+        path = self._path(name)
+        if path.is_file() and not self._forced(name):
+            try:
+                record = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                record = {}
+            if record.get("fingerprint") == fp:
+                self.skipped.append(name)
+                self.timings[name] = record.get("seconds", 0.0)
+                self.log(f"[{name}] up to date, skipped")
+                return record["result"]
+        self.log(f"[{name}] running")
+        t0 = time.time()
+        result = fn()
+        seconds = round(time.time() - t0, 2)
+        self.timings[name] = seconds
+        write_json(path, {"name": name, "fingerprint": fp, "seconds": seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "result": result})
+        self.log(f"[{name}] done in {seconds:.1f} s")
+        return result
