@@ -205,7 +205,11 @@ def _frame_ae_for(opts: RunOptions, cfg, device, log: Callable[[str], None]) -> 
         log(f"frame_cae: initialising from the frame AE {path}")
         return ckpt.load(path)
     ae_dir = opts.ckpt_dir / "frame_ae"
-    ae_cfg = load_config(opts.config, "frame_ae")
+    try:
+        ae_cfg = load_config(opts.config, "frame_ae")
+    except UserError as exc:
+        raise UserError(f"frame_cae starts from a trained frame AE: set ae_checkpoint in [frame_cae] or add a "
+                        f"[frame_ae] section to train one ({exc})") from None
     have = ckpt.saved_epochs(ae_dir)
     if not have or have[-1] < ae_cfg.num_epochs:
         log(f"frame_cae: no ae_checkpoint in the config; training a frame AE first into {ae_dir}")
@@ -369,12 +373,15 @@ def extract(opts: RunOptions, log: Callable[[str], None] = print) -> list[Path]:
 
 
 def run_all(opts: RunOptions, log: Callable[[str], None] = print) -> dict:
-    """train, then evaluate, then extract."""
+    """train, then evaluate, then extract (the trained model: best, else last; see the module doc)."""
     if opts.save_path is None:
         raise UserError("action 'all' needs --save_path (the folder for the extracted features)")
+    import dataclasses
+
     result = train(opts, log)
-    report = evaluate(opts, log)
-    files = extract(opts, log)
+    trained = dataclasses.replace(opts, load_from_epoch=None)  # --load-from-epoch was the resume point
+    report = evaluate(trained, log)
+    files = extract(trained, log)
     return {"train": result, "evaluate": report, "extract": files}
 
 

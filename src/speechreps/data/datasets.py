@@ -49,8 +49,9 @@ class UtteranceDataset:
     """
 
     def __init__(self, arrays: Mapping[str, np.ndarray], speaker_rule: SpeakerRule | None = None,
-                 seq_len: int | None = None):
+                 seq_len: int | None = None, frame_cap: int | None = None):
         self.keys = list(arrays)
+        self.frame_cap = frame_cap or None  # the model crops to this many frames (counted so)
         if not self.keys:
             raise UserError("the training archive holds no utterances")
         self.feats = [np.asarray(arrays[k], dtype=np.float32) for k in self.keys]
@@ -83,13 +84,16 @@ class UtteranceDataset:
         return UtteranceBatch(feats, lengths, torch.from_numpy(within.astype(np.int64).reshape(-1)))
 
     def n_frames(self, refs: Sequence[Any]) -> int:
-        return int(sum(len(self._item(r)[0]) for r in refs))
+        """Unpadded frames the model trains on (after its own ``seq_len`` crop, if any)."""
+        n = np.array([len(self._item(r)[0]) for r in refs])
+        return int(np.minimum(n, self.frame_cap).sum() if self.frame_cap else n.sum())
 
 
 class PairDataset:
     """Aligned segment pairs ``(x, y)`` of equal length; collates :class:`PairBatch`."""
 
-    def __init__(self, pairs: Sequence[tuple[np.ndarray, np.ndarray]]):
+    def __init__(self, pairs: Sequence[tuple[np.ndarray, np.ndarray]], frame_cap: int | None = None):
+        self.frame_cap = frame_cap or None  # the model crops to this many frames (counted so)
         if not pairs:
             raise UserError("no segment pairs to train on")
         for x, y in pairs:
@@ -107,7 +111,8 @@ class PairDataset:
         return PairBatch(x, y, lengths)
 
     def n_frames(self, refs: Sequence[int]) -> int:
-        return int(self.lengths[list(refs)].sum())
+        n = self.lengths[list(refs)]
+        return int(np.minimum(n, self.frame_cap).sum() if self.frame_cap else n.sum())
 
 
 class FrameDataset:
@@ -192,7 +197,7 @@ def make_training_set(rep_type: str, batch_kind: str, cfg: Any, ds, pairs_file: 
         path = ds.utterances("train")
         arrays = load_archive(path)
         if batch_kind == "utterance":
-            data = UtteranceDataset(arrays, ds.speaker_rule(path))
+            data = UtteranceDataset(arrays, ds.speaker_rule(path), frame_cap=_cfg(cfg, "seq_len", None))
             sampler = BucketBatchSampler(data.lengths, batch_size, num_buckets, seed=seed)
             return TrainingSet(data, sampler, f"{len(data)} utterances of {path}")
         seq_len = _cfg(cfg, "seq_len", None)
@@ -212,7 +217,7 @@ def make_training_set(rep_type: str, batch_kind: str, cfg: Any, ds, pairs_file: 
         else:
             raw, source = segment_pairs_for(ds, pairs_file, warnings, seed)
             pairs = P.aligned_segment_pairs(raw)
-        data = PairDataset(pairs)
+        data = PairDataset(pairs, frame_cap=_cfg(cfg, "seq_len", None))
         sampler = BucketBatchSampler(data.lengths, batch_size, num_buckets, seed=seed)
         return TrainingSet(data, sampler, f"{len(data)} aligned segment pairs (both directions) from {source}")
     if batch_kind in ("frame", "frame_pair"):

@@ -226,7 +226,7 @@ class Trainer:
 
         self.model.train()
         sampler = self.train_set.sampler
-        total_loss, n_batches, frames = 0.0, 0, 0
+        total, n_batches, frames = torch.zeros((), dtype=torch.float64, device=self.device), 0, 0
         sums: dict[str, float] = {}
         t0 = time.perf_counter()
         bar = tqdm(total=len(sampler), desc=f"{self.rep_type} epoch {self.epoch + 1}/{self.num_epochs}",
@@ -243,20 +243,22 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise RuntimeError(f"{self.rep_type}: loss became {value} in epoch {self.epoch + 1}; lower the learning rate or set grad_clip")
-            total_loss += value
+            total = total + loss.detach().double()  # stays on the device: no sync per batch
             n_batches += 1
             for name, v in (metrics or {}).items():
                 sums[name] = sums.get(name, 0.0) + float(v)
             bar.update(1)
             if n_batches % 10 == 0 or n_batches == len(sampler):
+                total_loss = float(total)
+                if not math.isfinite(total_loss):
+                    raise RuntimeError(f"{self.rep_type}: loss became {total_loss} in epoch {self.epoch + 1}; "
+                                       "lower the learning rate or set grad_clip")
                 bar.set_postfix(loss=f"{total_loss / n_batches:.4f}")
         bar.close()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         seconds = time.perf_counter() - t0
+        total_loss = float(total)
         row: dict[str, Any] = {"epoch": self.epoch + 1, "loss": total_loss / max(n_batches, 1)}
         row.update({name: v / max(n_batches, 1) for name, v in sums.items() if name != "loss"})
         row.update({"lr": self.optimizer.param_groups[0]["lr"], "seconds": round(seconds, 3), "frames": frames,
