@@ -159,7 +159,7 @@ def test_layout_and_alignments(tiny_corpus):
 
 def test_same_seed_same_bytes_whatever_the_jobs(tiny_corpus, tmp_path):
     other = build_corpus("en", tmp_path / "again", jobs=1, **TINY)
-    for rel in ["words.wrd", "speakers/train.txt", "speakers/validation.txt", "speakers/test.txt"]:
+    for rel in ["words.wrd", "utterances.tsv", "speakers/train.txt", "speakers/validation.txt", "speakers/test.txt"]:
         assert (other / rel).read_bytes() == (tiny_corpus / rel).read_bytes(), rel
     names = sorted(p.name for p in (tiny_corpus / "audio").iterdir())
     assert names == sorted(p.name for p in (other / "audio").iterdir())
@@ -167,6 +167,26 @@ def test_same_seed_same_bytes_whatever_the_jobs(tiny_corpus, tmp_path):
         assert (other / "audio" / name).read_bytes() == (tiny_corpus / "audio" / name).read_bytes(), name
     different = build_corpus("en", tmp_path / "seed1", seed=1, jobs=2, **TINY)
     assert (different / "words.wrd").read_bytes() != (tiny_corpus / "words.wrd").read_bytes()
+
+
+def test_same_bytes_from_a_fresh_process(tiny_corpus, tmp_path):
+    """A process that never ran eSpeak itself forks its workers (the path a plain script or the CLI
+    takes; this test process uses a fork server): same bytes, also for a second build in it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from speechreps.corpus import build_corpus; from speechreps.corpus.synth import _start_method\n"
+        "assert _start_method() == 'fork', _start_method()\n"
+        f"kw = dict({', '.join(f'{k}={v!r}' for k, v in TINY.items())})\n"
+        "build_corpus('en', sys.argv[1] + '/first', seed=3, jobs=2, **kw)\n"
+        "build_corpus('en', sys.argv[1] + '/second', jobs=2, **kw)\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True, timeout=120)
+    other = tmp_path / "second"
+    assert (other / "words.wrd").read_bytes() == (tiny_corpus / "words.wrd").read_bytes()
+    for wav in (tiny_corpus / "audio").iterdir():
+        assert (other / "audio" / wav.name).read_bytes() == wav.read_bytes(), wav.name
 
 
 def test_cache_reuse_partial_and_force(tmp_path):

@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "the shipped vocabulary with flattened Zipf frequencies; each utterance gets a rate change, a "
         "random channel filter, white or pink noise at a random SNR and a random gain. Word alignments "
         "come from eSpeak's word events. Writes OUT/audio/<spk>_<nnnn>.wav (16 kHz), OUT/words.wrd, "
-        "OUT/speakers/{train,validation,test}.txt (half / quarter / quarter of the speakers) and "
+        "OUT/speakers/{train,validation,test}.txt (half / quarter / quarter of the speakers), "
+        "OUT/utterances.tsv (what each utterance went through) and "
         "OUT/corpus.json. The same options give identical files; an OUT already built with the same "
         "options is reused (use --force to rebuild).",
     )

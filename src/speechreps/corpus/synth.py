@@ -16,6 +16,7 @@ Output (the audio-corpus layout that ``speechreps prepare`` reads)::
     OUT/audio/<spk>_<nnnn>.wav      16 kHz, 16-bit PCM
     OUT/words.wrd                   <utt_id> <start_s> <end_s> <word>
     OUT/speakers/{train,validation,test}.txt
+    OUT/utterances.tsv              per utterance: voice, rate, channel, noise, level
     OUT/corpus.json                 parameters, version, speakers, totals (written last)
 
 Speakers ``en01``.. / ``tn01``..; the split is by speaker, half train and a quarter each validation
@@ -59,7 +60,7 @@ VARIANTS = [
 ]
 
 _UTT_RE = re.compile(r"^[a-z]+\d+_\d{4}$")
-_LAYOUT = {"audio", "words.wrd", "speakers", MANIFEST}
+_LAYOUT = {"audio", "words.wrd", "utterances.tsv", "speakers", MANIFEST}
 
 
 @dataclass(frozen=True)
@@ -416,33 +417,45 @@ def _prepare_out_dir(out: Path) -> None:
     audio.mkdir(exist_ok=True)
 
 
+def _start_method() -> str:
+    """How to start the per-speaker worker processes.
+
+    eSpeak NG's output depends on what its process synthesised before (the state survives even
+    espeak_Terminate), so every speaker runs in a fresh process (``maxtasksperchild=1``) that never
+    held an engine; the result then depends neither on ``jobs`` nor on scheduling. ``fork`` is
+    cheapest and needs no ``if __name__ == "__main__"`` guard in a user's script, but only gives a
+    clean child while this process has not initialised eSpeak itself (e.g. by :func:`synthesize`);
+    then the children come from a clean fork server (or are spawned).
+    """
+    import multiprocessing as mp
+
+    from . import espeak
+
+    methods = mp.get_all_start_methods()
+    if espeak._ENGINE is None and "fork" in methods:
+        return "fork"
+    return "forkserver" if "forkserver" in methods else "spawn"
+
+
 def _run_jobs(params: CorpusParams, speakers: list[Speaker], audio_dir: Path, jobs: int | None,
               progress: bool) -> dict[str, list[dict]]:
     from tqdm import tqdm
 
     work = [(params, s, str(audio_dir)) for s in speakers]
     jobs = min(jobs or os.cpu_count() or 1, len(work))
-    bar = tqdm(total=len(work), unit="speaker", desc=f"synth {params.language}",
-               disable=None if progress else True)
     results: dict[str, list[dict]] = {}
-    try:
-        import multiprocessing as mp
+    import multiprocessing as mp
 
-        # eSpeak NG's output depends on what the process synthesised before (state survives even
-        # espeak_Terminate), so every speaker starts in a fresh process (maxtasksperchild=1) that
-        # never held an engine: the result then does not depend on --jobs or on scheduling.
-        # forkserver forks those from a clean server process; spawn where it does not exist.
-        methods = mp.get_all_start_methods()
-        ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
-        if ctx.get_start_method() == "forkserver":
-            # Import the heavy modules once in the server, not in every per-speaker child.
-            ctx.set_forkserver_preload(["speechreps.corpus.synth", "scipy.signal", "soundfile", "soxr"])
-        with ctx.Pool(jobs, maxtasksperchild=1) as pool:
+    ctx = mp.get_context(_start_method())
+    if ctx.get_start_method() == "forkserver":
+        # Import the heavy modules once in the server, not in every per-speaker child.
+        ctx.set_forkserver_preload(["speechreps.corpus.synth", "scipy.signal", "soundfile", "soxr"])
+    with ctx.Pool(jobs, maxtasksperchild=1) as pool:
+        with tqdm(total=len(work), unit="speaker", desc=f"synth {params.language}",
+                  disable=None if progress else True) as bar:
             for job, utts in zip(work, pool.imap(_speaker_job, work)):
                 results[job[1].id] = utts
                 bar.update()
-    finally:
-        bar.close()
     return results
 
 
@@ -464,6 +477,14 @@ def _write_corpus(out: Path, params: CorpusParams, speakers: list[Speaker], resu
             t["words"] += len(u["words"])
             lines.extend(WordAlignment(u["utt"], s, e, w) for w, s, e in u["words"])
     write_wrd(out / "words.wrd", lines)
+    # What each utterance went through, for anyone who wants to relate scores to conditions.
+    rows = ["utt\tspeaker\tsplit\tvoice\trate_wpm\tseconds\tchannel\tbandpass\tnoise\tlevel_dbfs"]
+    for spk in speakers:
+        for u in results[spk.id]:
+            rows.append("\t".join(str(x) for x in (
+                u["utt"], spk.id, spk.split, spk.voice, u["rate"], round(u["seconds"], 3), u.get("channel", "-"),
+                u.get("bandpass", "-"), u.get("noise", "-"), u.get("level_dbfs", "-"))))
+    write_text(out / "utterances.tsv", "\n".join(rows) + "\n")
     for split in ("train", "validation", "test"):
         write_text(out / "speakers" / f"{split}.txt",
                    "".join(f"{s.id}\n" for s in speakers if s.split == split))
