@@ -194,6 +194,12 @@ def _numba_kernel():
     import numba
     from numba import njit, prange
 
+    try:
+        numba.threading_layer()
+    except ValueError:
+        # Threads not started yet: prefer numba's own pool over OpenMP, so that OpenBLAS (called
+        # single-threaded from each thread) is never entered from inside an OpenMP region.
+        numba.config.THREADING_LAYER_PRIORITY = ["tbb", "workqueue", "omp"]
     lanes = LANES
     rows = ROWS
 
@@ -410,7 +416,7 @@ def _pairwise_dtw_torch(segs: list[np.ndarray], normalize: str, device: str, pro
     lengths = np.array([len(s) for s in segs])
     perm = np.argsort(lengths, kind="stable")
     dim = segs[0].shape[1]
-    tile = tile or (128 if dev.type == "cuda" else 32)
+    tile = tile or (128 if dev.type == "cuda" else 64)
     n_tiles = (n + tile - 1) // tile
     units = [torch.from_numpy(l2_normalize(segs[p])) for p in perm]
     padded = []  # per tile: (tile, Lmax, D) on device, true lengths
