@@ -5,6 +5,12 @@ same-different AP would be near 1. Each utterance therefore goes through a rando
 (a first-order spectral tilt or a peaking filter of up to +-18 dB, band-limited half the time),
 additive white or pink noise at a random SNR, and a random gain. All randomness comes from the
 ``numpy.random.Generator`` passed in, so a seed fixes the result.
+
+Calibration (default corpus, seed 0, 24 speakers, MFCC-39 with per-speaker CMVN, DTW, tokens of
+>= 50 frames and >= 5 characters): SNR 0-20 dB gave same-different AP 0.54 / 0.36 (English
+validation / test) and 0.41 / 0.31 (Setswana); the default -2-18 dB gives English 0.49 / 0.33 and
+Setswana 0.38 / 0.28,
+inside the 0.2-0.5 band where real corpora sit (Buckeye 0.38, NCHLT Xitsonga 0.27).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from scipy import signal
 class Degradation:
     """Ranges the per-utterance degradation is drawn from (uniformly unless said otherwise)."""
 
-    snr_db: tuple[float, float] = (0.0, 20.0)  # speech-to-noise ratio over active speech
+    snr_db: tuple[float, float] = (-2.0, 18.0)  # speech-to-noise ratio over active speech (calibrated)
     pink_probability: float = 0.5  # else white noise
     tilt_probability: float = 0.5  # first-order tilt; else a peaking filter
     tilt_coefficient: tuple[float, float] = (-0.7, 0.9)  # y[n] = x[n] - a x[n-1]
