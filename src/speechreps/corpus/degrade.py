@@ -9,8 +9,7 @@ additive white or pink noise at a random SNR, and a random gain. All randomness 
 Calibration (default corpus, seed 0, 24 speakers, MFCC-39 with per-speaker CMVN, DTW, tokens of
 >= 50 frames and >= 5 characters): SNR 0-20 dB gave same-different AP 0.54 / 0.36 (English
 validation / test) and 0.41 / 0.31 (Setswana); the default -2-18 dB gives English 0.49 / 0.33 and
-Setswana 0.38 / 0.28,
-inside the 0.2-0.5 band where real corpora sit (Buckeye 0.38, NCHLT Xitsonga 0.27).
+Setswana 0.38 / 0.28, inside the 0.2-0.5 band where real corpora sit (Buckeye 0.38, Xitsonga 0.27).
 """
 
 from __future__ import annotations

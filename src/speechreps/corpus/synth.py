@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from importlib import resources
