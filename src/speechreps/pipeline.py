@@ -75,6 +75,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="evaluate / extract: which checkpoint without --load-from-epoch (default: best, else last)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--jobs", type=int, default=None, help="CPU threads for torch and for the DTW evaluation")
+    p.add_argument("--val-tokens", type=int, default=VAL_MAX_TOKENS, metavar="N",
+                   help=f"train: validation AP (picks best.pt) by DTW on a fixed subset of N validation tokens "
+                        f"(default {VAL_MAX_TOKENS}); 0: downsampled AP on all of them (fast)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -97,6 +100,7 @@ class RunOptions:
     device: str | None = None
     jobs: int | None = None
     progress: bool = True
+    val_tokens: int = VAL_MAX_TOKENS
 
 
 def options_from_args(args: argparse.Namespace, action: str) -> RunOptions:
@@ -113,6 +117,8 @@ def options_from_args(args: argparse.Namespace, action: str) -> RunOptions:
         raise UserError(f"action {action!r} needs --save_path (the folder for the extracted features)")
     if args.load_from_epoch is not None and args.load_from_epoch < 0:
         raise UserError(f"--load-from-epoch must be >= 0, got {args.load_from_epoch}")
+    if args.val_tokens < 0:
+        raise UserError(f"--val-tokens must be >= 0, got {args.val_tokens}")
     if args.jobs is not None and args.jobs < 1:
         raise UserError(f"--jobs must be >= 1, got {args.jobs}")
     splits = [s for s, flag in SPLIT_FLAGS.items() if getattr(args, flag)] or list(SPLIT_FLAGS)
@@ -123,6 +129,7 @@ def options_from_args(args: argparse.Namespace, action: str) -> RunOptions:
         splits=splits, data_paths=resolve_data_paths(args.data_paths),
         pairs=Path(args.pairs) if args.pairs else None, layer=args.layer, isolated=args.isolated,
         checkpoint=args.checkpoint, device=args.device, jobs=args.jobs, progress=not args.no_progress,
+        val_tokens=args.val_tokens,
     )
 
 
@@ -168,6 +175,7 @@ def make_validator(ds, model, device, n_jobs: int | None = None, max_tokens: int
     all tokens when there are fewer): DTW over all pairs of a full validation set at 256-512
     dimensions costs minutes per evaluation on a CPU. ``val_ap_downsample`` is the downsampled AP
     over all validation tokens (cheap), ``val_ap_cross_speaker`` the DTW cross-speaker AP of the subset.
+    ``max_tokens=0``: no DTW; ``val_ap`` is the downsampled AP over all tokens.
     """
     import numpy as np
 
@@ -183,7 +191,7 @@ def make_validator(ds, model, device, n_jobs: int | None = None, max_tokens: int
     utt_path = ds.data.get("validation")
     utterances = load_archive(utt_path) if utt_path is not None and utt_path.is_file() and utt_path != words_path else None
     subset = np.arange(len(keys))
-    if len(keys) > max_tokens:
+    if 0 < max_tokens < len(keys):
         subset = np.sort(np.random.default_rng(seed).choice(len(keys), size=max_tokens, replace=False))
 
     def validate(m) -> dict[str, float]:
@@ -193,6 +201,8 @@ def make_validator(ds, model, device, n_jobs: int | None = None, max_tokens: int
         segs = [feats[m.default_layer][k] for k in keys]
         out: dict[str, float] = {}
         try:
+            if max_tokens <= 0:
+                raise UserError("no DTW subset")
             res = _samediff([segs[i] for i in subset], [labels[i] for i in subset], [speakers[i] for i in subset],
                             "dtw", n_jobs)
             out["val_ap"] = res.ap
@@ -269,7 +279,7 @@ def train(opts: RunOptions, log: Callable[[str], None] = print):
     train_set = make_training_set(rep, model.batch_kind, cfg, ds, opts.pairs, warnings)
     warnings.report()
     log(f"{rep}: training on {train_set.describe} ({time.time() - t0:.1f} s to load) on {device}")
-    validate = make_validator(ds, model, device, opts.jobs) if cfg.validate_every > 0 else None
+    validate = make_validator(ds, model, device, opts.jobs, opts.val_tokens) if cfg.validate_every > 0 else None
     trainer = Trainer(model, train_set, cfg, opts.ckpt_dir, rep, device=device, validate=validate,
                       progress=opts.progress, log=log)
     result = trainer.fit(load_from_epoch=load_from)
