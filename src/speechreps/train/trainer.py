@@ -206,7 +206,7 @@ class Trainer:
             raise UserError(f"checkpoint {path} does not fit the model of this config: {first}") from None
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        if state.get("scaler"):
+        if state.get("scaler") and self.amp:
             self.scaler.load_state_dict(state["scaler"])
         self.train_set.sampler.load_state_dict(state["sampler"])
         ckpt.set_rng_state(state["rng"])
