@@ -1,0 +1,126 @@
+"""The ``"awe"`` config section: the CAE-RNN / AE-RNN and the downsampling baseline.
+
+It lives in the same JSON files as the frame-level sections (``configs/demo.json``,
+``configs/paper.json``), as one more top-level key ``"awe"``; :func:`speechreps.config.load_config`
+reads only the section it is asked for, so the other sections are unaffected. A mistake raises one
+:class:`~speechreps.errors.UserError` line naming file, section and key, as for the other sections.
+
+Defaults are those of Kamper's CAE-RNN (ICASSP 2019, ``recipe_bucktsong_awe``): a 3-layer GRU
+encoder and decoder of 400 units, a 130-dimensional embedding, Adam with learning rate 0.001.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import TrainingConfig, _Bad, _coerce, _describe, _non_negative, _positive
+from ..errors import UserError
+
+SECTION = "awe"
+DOWNSAMPLE_METHODS = ("fourier", "interpolate")
+
+
+@dataclass(kw_only=True)
+class AWEConfig(TrainingConfig):
+    """CAE-RNN training (and AE-RNN pre-training) settings; sizes as in Kamper (2019).
+
+    - ``input_dim``: frame dimension; set from the input features when a model is built (MFCC 39,
+      learned features their own width), so the value in the file is only a default.
+    - ``embedding_dim``: size of the acoustic word embedding (the linear layer after the encoder).
+    - ``enc_hidden_dim`` x ``enc_num_layers``: encoder GRU; ``bidirectional``: a bidirectional encoder
+      (the embedding then reads the last states of both directions).
+    - ``dec_hidden_dim`` x ``dec_num_layers``: decoder GRU, fed the embedding at every step.
+    - ``batch_size``: directed pairs per batch; ``num_buckets``: length buckets (by input length).
+    - ``ae_num_epochs``: AE-RNN pre-training epochs on the single tokens of the pairs (0 = none);
+      ``ae_learning_rate`` (0 = ``learning_rate``).
+    - ``max_pairs``: at most this many (undirected) training pairs, drawn with ``seed`` (0 = all);
+      ``max_pairs_per_word``: cap per word type for ground-truth pairs from word tokens.
+    - ``max_frames``: tokens longer than this are cut to their first ``max_frames`` frames for
+      training only (0 = never; Kamper's recipe used 100). Embedding never cuts.
+    - ``downsample_n`` / ``downsample_method``: the downsampling baseline (``fourier`` as in
+      SPEC.md, or ``interpolate``, linear).
+    """
+
+    learning_rate: float = 0.001
+    num_epochs: int = 20
+    batch_size: int = 300
+    num_buckets: int = 3
+    validate_every: int = 1
+    embedding_dim: int = 130
+    enc_hidden_dim: int = 400
+    enc_num_layers: int = 3
+    dec_hidden_dim: int = 400
+    dec_num_layers: int = 3
+    bidirectional: bool = False
+    ae_num_epochs: int = 0
+    ae_learning_rate: float = 0.0
+    max_pairs: int = 0
+    max_pairs_per_word: int = 100
+    max_frames: int = 0
+    downsample_n: int = 10
+    downsample_method: str = "fourier"
+
+    def check(self, bad) -> None:
+        super().check(bad)
+        _positive(self, bad, "embedding_dim", "enc_hidden_dim", "enc_num_layers", "dec_hidden_dim",
+                  "dec_num_layers", "max_pairs_per_word", "downsample_n")
+        _non_negative(self, bad, "ae_num_epochs", "ae_learning_rate", "max_pairs", "max_frames")
+        if self.downsample_method not in DOWNSAMPLE_METHODS:
+            bad("downsample_method", f"must be one of {', '.join(DOWNSAMPLE_METHODS)}, got {self.downsample_method!r}")
+
+
+def awe_config_from_dict(section: Any, source: str = "<dict>") -> AWEConfig:
+    """Validate an ``"awe"`` section (a dict) into :class:`AWEConfig`; unknown keys are errors."""
+    where = f"{source}: [{SECTION}]"
+    if not isinstance(section, dict):
+        raise UserError(f"{where} must be a JSON object of key: value, got {type(section).__name__}")
+    hints = typing.get_type_hints(AWEConfig)
+    fields = {f.name for f in dataclasses.fields(AWEConfig)}
+    kwargs: dict[str, Any] = {}
+    for key, value in section.items():
+        if key.startswith(("_", "#")):
+            continue
+        if key not in fields:
+            raise UserError(f"{where} unknown key {key!r} (known keys: {', '.join(sorted(fields))})")
+        try:
+            kwargs[key] = _coerce(value, hints[key])
+        except _Bad:
+            raise UserError(f"{where} {key} must be {_describe(hints[key])}, got {json.dumps(value)}") from None
+    cfg = AWEConfig(**kwargs)
+
+    def bad(key: str, requirement: str) -> None:
+        raise UserError(f"{where} {key} {requirement}")
+
+    cfg.check(bad)
+    return cfg
+
+
+def load_awe_config(path: str | os.PathLike | None = None) -> AWEConfig:
+    """The ``"awe"`` section of the JSON file at ``path`` (default: the packaged ``demo.json``).
+
+    A file without an ``"awe"`` section is an error (one line) rather than silently the defaults,
+    which are paper-size and take hours on a CPU.
+    """
+    path = Path(path) if path is not None else Path(__file__).resolve().parent.parent / "configs" / "demo.json"
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: config file not found") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read config file ({e.strerror})") from None
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+    if not isinstance(data, dict) or SECTION not in data:
+        have = ", ".join(k for k in data if not str(k).startswith(("_", "#"))) if isinstance(data, dict) else "none"
+        raise UserError(f"{path}: missing section [{SECTION}] (sections present: {have or 'none'})")
+    return awe_config_from_dict(data[SECTION], source=str(path))
+
+
+def awe_config_to_dict(cfg: AWEConfig) -> dict:
+    return dataclasses.asdict(cfg)

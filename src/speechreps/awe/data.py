@@ -1,0 +1,334 @@
+"""Training data of the CAE-RNN: word-segment pairs of any input features, and their batches.
+
+**Input features.** An AWE model reads word segments of some frame-level features. Which ones is
+an :class:`InputFeatures` object, which answers two questions: the features of the *training
+utterances* (term pairs are cut from them), and the features of the word tokens of a split (the
+same-different sets; the training split's word tokens give ground-truth pairs when the dataset has
+no term pairs). Three kinds:
+
+- :class:`MFCCInput`: the dataset's own archives (``<ds>_train_data``, ``<ds>_<split>_words``);
+- :class:`ModelInput`: a trained frame-level model (a ``speechreps train`` checkpoint folder)
+  encodes the training utterances, and the word tokens in their utterance's context (as
+  ``speechreps extract`` does), on the fly;
+- :class:`ArchiveInput`: archives already extracted (e.g. by the main job,
+  ``<run>/features/s<seed>/<trained_on>/<ds>_<split>_<type>_<layer>.npz``), with
+  ``train_utterances`` an archive of the training *utterances* in the learned features (keys
+  ``<utt>_<start>-<end>`` like ``<ds>_train_data``) when pairs are cut from term pairs.
+
+**Pairs** (:func:`training_pairs`), as for the correspondence frame models: a term-pair file
+(``--pairs``: discovered terms, frames into the training utterances), else the dataset's
+``<ds>_train_pairs`` (ground truth written by ``speechreps prepare``), else all same-word pairs of
+the training word tokens (at most ``max_pairs_per_word`` per type). Segments are named like word
+tokens, ``<cluster>_<utt>_<start>-<end>``, so that one segment used by several pairs is one token.
+
+**Batches.** :class:`SegmentPairDataset` holds *directed* pairs: each undirected pair ``(a, b)``
+gives ``a -> b`` and ``b -> a`` (the input is encoded, the other is the decoder's target); an
+AE-RNN dataset holds ``a -> a`` for each distinct segment. A :class:`SequencePairBatch` pads input
+and target separately, each with its own lengths.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..data.archive import format_key, load_archive, parse_word_key
+from ..data.pairs import SegmentLookup
+from ..errors import UserError, WarningCounter
+
+
+# ---------------------------------------------------------------------------------------------
+# Input features
+
+
+class InputFeatures:
+    """Frame-level features an AWE model reads (see the module docstring)."""
+
+    name = "input"
+
+    def train_utterances(self, ds) -> Mapping[str, np.ndarray]:
+        raise NotImplementedError
+
+    def words(self, ds, split: str) -> Mapping[str, np.ndarray]:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return self.name
+
+
+class MFCCInput(InputFeatures):
+    """The dataset's own archives (MFCC, or whatever ``speechreps prepare`` computed)."""
+
+    name = "mfcc"
+
+    def train_utterances(self, ds) -> Mapping[str, np.ndarray]:
+        return load_archive(ds.utterances("train"))
+
+    def words(self, ds, split: str) -> Mapping[str, np.ndarray]:
+        return load_archive(ds.word_tokens(split))
+
+
+class ModelInput(InputFeatures):
+    """Features of a trained frame-level model (``CKPT_DIR`` of ``speechreps train``), computed on demand.
+
+    ``layer``: the model's default layer when ``None``. Words are encoded in their utterance's
+    context when the split's utterance archive is registered (isolated otherwise), training
+    utterances whole. Results are cached per (dataset, split).
+    """
+
+    def __init__(self, ckpt_dir: str | Path, layer: str | None = None, device: Any = "cpu",
+                 checkpoint: str = "best"):
+        from ..pipeline import RunOptions, load_trained_model
+        from ..train import checkpoint as ckpt
+
+        self.ckpt_dir = Path(ckpt_dir)
+        if not self.ckpt_dir.is_dir():
+            raise UserError(f"frame-level model folder {self.ckpt_dir} does not exist")
+        path = ckpt.find_checkpoint(self.ckpt_dir, prefer=checkpoint)
+        state = ckpt.load(path, map_location="cpu")
+        rep = state.get("representation_type")
+        if not rep:
+            raise UserError(f"checkpoint {path} does not say which representation type it holds")
+        self.rep_type = rep
+        opts = RunOptions(representation_type=rep, config=self.ckpt_dir / "config.json", ckpt_dir=self.ckpt_dir,
+                          checkpoint=checkpoint)
+        self.device = device
+        self.model, self.path, _ = load_trained_model(opts, device)
+        self.layer = layer or self.model.default_layer
+        if self.layer not in self.model.layers:
+            raise UserError(f"layer {self.layer!r}: the {rep} model of {self.ckpt_dir} has layers {', '.join(self.model.layers)}")
+        self.name = rep
+        self._cache: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+
+    def describe(self) -> str:
+        return f"{self.rep_type} layer {self.layer} of {self.path}"
+
+    def train_utterances(self, ds) -> Mapping[str, np.ndarray]:
+        from ..extract import encode_segments
+
+        key = (str(ds.utterances("train")), "utterances")
+        if key not in self._cache:
+            utts = load_archive(ds.utterances("train"))
+            keys = list(utts)
+            enc = encode_segments(self.model, [utts[k] for k in keys], [self.layer], self.device)
+            self._cache[key] = dict(zip(keys, enc[self.layer]))
+        return self._cache[key]
+
+    def words(self, ds, split: str) -> Mapping[str, np.ndarray]:
+        from ..extract import word_features
+
+        words_path = ds.word_tokens(split)
+        key = (str(words_path), split)
+        if key not in self._cache:
+            words = load_archive(words_path)
+            utt_path = ds.data.get(split)
+            utts = load_archive(utt_path) if utt_path is not None and utt_path.is_file() and utt_path != words_path else None
+            feats, _ = word_features(self.model, words, utts, [self.layer], device=self.device)
+            self._cache[key] = feats[self.layer]
+        return self._cache[key]
+
+
+class ArchiveInput(InputFeatures):
+    """Features from archives on disk: ``words[split]`` word-token archives, ``train_utterances`` optional."""
+
+    def __init__(self, name: str, words: Mapping[str, str | Path], train_utterances: str | Path | None = None):
+        self.name = name
+        self.word_paths = {s: Path(p) for s, p in words.items()}
+        self.train_path = Path(train_utterances) if train_utterances else None
+        for p in [*self.word_paths.values(), *([self.train_path] if self.train_path else [])]:
+            if not p.is_file():
+                raise UserError(f"features archive {p} does not exist")
+
+    def describe(self) -> str:
+        return f"{self.name} archives ({', '.join(str(p) for p in self.word_paths.values())})"
+
+    def train_utterances(self, ds) -> Mapping[str, np.ndarray]:
+        if self.train_path is None:
+            raise UserError(f"{self.name}: term pairs are cut from the training utterances: give their features "
+                            f"(--train-features ARCHIVE), or a frame-level model (--frame-model CKPT_DIR)")
+        return load_archive(self.train_path)
+
+    def words(self, ds, split: str) -> Mapping[str, np.ndarray]:
+        if split not in self.word_paths:
+            raise UserError(f"{self.name}: no features archive of the {split} word tokens was given")
+        return load_archive(self.word_paths[split])
+
+
+# ---------------------------------------------------------------------------------------------
+# Pairs
+
+
+@dataclass
+class TrainingPairs:
+    """Undirected segment pairs: ``segments`` ``{key: (T, D)}`` and ``pairs`` of keys; ``source`` for logs."""
+
+    segments: dict[str, np.ndarray]
+    pairs: list[tuple[str, str]]
+    source: str
+
+    @property
+    def dim(self) -> int:
+        return int(next(iter(self.segments.values())).shape[1])
+
+
+def pairs_from_term_pairs(term_pairs, utterances: Mapping[str, np.ndarray],
+                          warnings: WarningCounter | None = None) -> tuple[dict[str, np.ndarray], list[tuple[str, str]]]:
+    """Cut both segments of each term pair from ``utterances``; skipped pairs are counted in ``warnings``."""
+    lookup = SegmentLookup(utterances)
+    segments: dict[str, np.ndarray] = {}
+    pairs = []
+    for p in term_pairs:
+        ends = [(p.utt1, p.start1, p.end1), (p.utt2, p.start2, p.end2)]
+        keys = []
+        for utt, start, end in ends:
+            key = format_key(utt, start, end, label=p.cluster.replace("_", "-"))
+            if key not in segments:
+                seg = lookup.get(utt, start, end)
+                if seg is None or len(seg) == 0:
+                    if warnings is not None:
+                        warnings.add(f"pair {p.cluster}: segment {utt} {start}-{end} is not in the training utterances")
+                    break
+                segments[key] = np.asarray(seg, dtype=np.float32)
+            keys.append(key)
+        if len(keys) == 2 and keys[0] != keys[1]:
+            pairs.append((keys[0], keys[1]))
+    if not pairs:
+        raise UserError(f"none of the {len(term_pairs)} term pairs lies inside the training utterances")
+    used = {k for pair in pairs for k in pair}
+    return {k: v for k, v in segments.items() if k in used}, pairs
+
+
+def pairs_from_word_tokens(words: Mapping[str, np.ndarray], max_pairs_per_word: int = 100,
+                           seed: int = 0) -> tuple[dict[str, np.ndarray], list[tuple[str, str]]]:
+    """All same-label pairs of a word-token archive (a random ``max_pairs_per_word`` per type at most)."""
+    rng = random.Random(seed)
+    by_label: dict[str, list[str]] = defaultdict(list)
+    for key in words:
+        by_label[parse_word_key(key).label].append(key)
+    pairs = []
+    for label in sorted(by_label):
+        keys = by_label[label]
+        combos = [(i, j) for i in range(len(keys)) for j in range(i + 1, len(keys))]
+        if len(combos) > max_pairs_per_word:
+            combos = sorted(rng.sample(combos, max_pairs_per_word))
+        pairs += [(keys[i], keys[j]) for i, j in combos]
+    if not pairs:
+        raise UserError("the training word tokens hold no two tokens of one word: no pairs to train on")
+    used = {k for pair in pairs for k in pair}
+    return {k: np.asarray(words[k], dtype=np.float32) for k in words if k in used}, pairs
+
+
+def training_pairs(ds, inputs: InputFeatures, pairs_file: str | Path | None = None, max_pairs: int = 0,
+                   max_pairs_per_word: int = 100, seed: int = 0,
+                   warnings: WarningCounter | None = None) -> TrainingPairs:
+    """The training pairs of dataset ``ds`` in ``inputs``' features (order of sources: module docstring)."""
+    from ..data.alignments import read_term_pairs
+
+    source = Path(pairs_file) if pairs_file else ds.train_pairs
+    if source is not None:
+        if not Path(source).is_file():
+            raise UserError(f"term-pair file {source} does not exist")
+        segments, pairs = pairs_from_term_pairs(read_term_pairs(source), inputs.train_utterances(ds), warnings)
+        what = f"term pairs {source}"
+    elif ds.has_word_tokens("train"):
+        segments, pairs = pairs_from_word_tokens(inputs.words(ds, "train"), max_pairs_per_word, seed)
+        what = f"ground-truth pairs of the training word tokens {ds.word_tokens('train')}"
+    else:
+        raise UserError(f"dataset {ds.name!r} has no training pairs: give --pairs FILE, or register "
+                        f"{ds.name}_train_pairs or {ds.name}_train_words")
+    if max_pairs and len(pairs) > max_pairs:
+        rng = random.Random(seed)
+        pairs = sorted(rng.sample(pairs, max_pairs))
+        used = {k for pair in pairs for k in pair}
+        segments = {k: v for k, v in segments.items() if k in used}
+    return TrainingPairs(segments, pairs, f"{len(pairs)} pairs ({len(segments)} segments) from {what}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Batches
+
+
+def pad(arrays: Sequence[np.ndarray], dim: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """List of (T_i, D) arrays -> zero-padded (B, T_max, D) float32 and (B,) long lengths."""
+    lengths = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
+    d = arrays[0].shape[1] if dim is None else dim
+    out = np.zeros((len(arrays), int(lengths.max()), d), dtype=np.float32)
+    for i, a in enumerate(arrays):
+        out[i, : len(a)] = a
+    return torch.from_numpy(out), torch.from_numpy(lengths)
+
+
+@dataclass
+class SequencePairBatch:
+    """Input segments ``x`` (B, Tx, D) with ``x_lengths`` (B,), targets ``y`` (B, Ty, D) with ``y_lengths``.
+
+    Row i's target is the *partner* of row i's input (CAE-RNN) or the input itself (AE-RNN).
+    """
+
+    x: torch.Tensor
+    x_lengths: torch.Tensor
+    y: torch.Tensor
+    y_lengths: torch.Tensor
+
+    def to(self, device: torch.device | str) -> "SequencePairBatch":
+        return SequencePairBatch(self.x.to(device), self.x_lengths.to(device), self.y.to(device), self.y_lengths.to(device))
+
+
+class SegmentPairDataset:
+    """Directed pairs ``(input key, target key)`` over ``segments``; collates :class:`SequencePairBatch`.
+
+    ``max_frames`` > 0 cuts inputs and targets to their first ``max_frames`` frames.
+    """
+
+    def __init__(self, segments: Mapping[str, np.ndarray], directed: Sequence[tuple[str, str]], max_frames: int = 0):
+        if not directed:
+            raise UserError("no segment pairs to train on")
+        self.segments = segments
+        self.directed = list(directed)
+        self.max_frames = int(max_frames or 0)
+        cap = self.max_frames or None
+        self.lengths = np.array([len(segments[a][:cap]) for a, _ in self.directed], dtype=np.int64)
+        self.target_lengths = np.array([len(segments[b][:cap]) for _, b in self.directed], dtype=np.int64)
+
+    @classmethod
+    def cae(cls, tp: TrainingPairs, max_frames: int = 0) -> "SegmentPairDataset":
+        """Both directions of every pair: ``a -> b`` and ``b -> a``."""
+        directed = [d for a, b in tp.pairs for d in ((a, b), (b, a))]
+        return cls(tp.segments, directed, max_frames)
+
+    @classmethod
+    def ae(cls, tp: TrainingPairs, max_frames: int = 0) -> "SegmentPairDataset":
+        """Each distinct segment reconstructs itself (AE-RNN pre-training)."""
+        return cls(tp.segments, [(k, k) for k in sorted(tp.segments)], max_frames)
+
+    def __len__(self) -> int:
+        return len(self.directed)
+
+    def collate(self, refs: Sequence[int]) -> SequencePairBatch:
+        cap = self.max_frames or None
+        x, xl = pad([self.segments[self.directed[i][0]][:cap] for i in refs])
+        y, yl = pad([self.segments[self.directed[i][1]][:cap] for i in refs])
+        return SequencePairBatch(x, xl, y, yl)
+
+    def n_frames(self, refs: Sequence[int]) -> int:
+        """Frames read by the encoder (the input side)."""
+        return int(self.lengths[list(refs)].sum())
+
+
+def make_training_set(dataset: SegmentPairDataset, batch_size: int, num_buckets: int, seed: int, describe: str):
+    """A :class:`speechreps.data.datasets.TrainingSet` of length-bucketed batches for the Trainer."""
+    from ..data.datasets import TrainingSet
+    from ..data.samplers import BucketBatchSampler
+
+    sampler = BucketBatchSampler(dataset.lengths, batch_size, num_buckets, seed=seed)
+    return TrainingSet(dataset, sampler, describe)
+
+
+Log = Callable[[str], None]

@@ -1,0 +1,83 @@
+"""The correspondence autoencoder RNN (CAE-RNN) and its autoencoder pre-training (AE-RNN).
+
+Kamper, "Truly unsupervised acoustic word embeddings using weak top-down constraints in
+encoder-decoder models", ICASSP 2019. An encoder GRU stack reads a word segment ``x``; a linear
+layer maps its final state to a fixed-size embedding ``z``; a decoder GRU stack, given ``z`` as its
+input at every step, produces a sequence that a linear layer maps back to frames. The CAE-RNN
+reconstructs the *other* segment ``y`` of a pair of same-word segments (both directions are in
+the data), the AE-RNN the input itself. The loss is the squared error over the target's real
+frames only: per sequence the mean over its frames and dimensions, then the mean over the batch,
+so padding never counts and long and short targets weigh the same.
+
+Both are one class, :class:`CAERNN`; what it reconstructs is decided by the batches
+(:class:`speechreps.awe.data.SequencePairBatch`): AE pre-training is the same network trained on
+``a -> a`` batches, after which CAE training continues from its weights.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from .config import AWEConfig
+from .data import SequencePairBatch
+
+
+class CAERNN(nn.Module):
+    """Encoder GRU -> linear embedding -> decoder GRU (embedding fed every step) -> linear frames.
+
+    ``batch_kind`` is ``"sequence_pair"``: :meth:`loss` takes a :class:`SequencePairBatch`.
+    """
+
+    batch_kind = "sequence_pair"
+
+    def __init__(self, cfg: AWEConfig):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.input_dim
+        self.encoder = nn.GRU(d, cfg.enc_hidden_dim, cfg.enc_num_layers, batch_first=True,
+                              bidirectional=cfg.bidirectional)
+        n_dir = 2 if cfg.bidirectional else 1
+        self.to_embedding = nn.Linear(cfg.enc_hidden_dim * n_dir, cfg.embedding_dim)
+        self.decoder = nn.GRU(cfg.embedding_dim, cfg.dec_hidden_dim, cfg.dec_num_layers, batch_first=True)
+        self.to_frames = nn.Linear(cfg.dec_hidden_dim, d)
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.cfg.embedding_dim
+
+    def embed(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Padded segments ``x`` (B, T, D) with ``lengths`` (B,) -> embeddings (B, embedding_dim).
+
+        The encoder runs on packed sequences, so an embedding does not depend on padding.
+        """
+        packed = pack_padded_sequence(x, lengths.detach().cpu().clamp(min=1), batch_first=True, enforce_sorted=False)
+        _, h = self.encoder(packed)  # h: (layers * dirs, B, H)
+        if self.cfg.bidirectional:
+            last = torch.cat([h[-2], h[-1]], dim=-1)  # (B, 2H): forward and backward of the top layer
+        else:
+            last = h[-1]  # (B, H)
+        return self.to_embedding(last)  # (B, E)
+
+    def decode(self, z: torch.Tensor, n_steps: int) -> torch.Tensor:
+        """Embeddings (B, E) -> reconstructed frames (B, n_steps, D); the decoder reads ``z`` at every step."""
+        inputs = z.unsqueeze(1).expand(-1, n_steps, -1)  # (B, T, E)
+        out, _ = self.decoder(inputs)  # (B, T, H)
+        return self.to_frames(out)  # (B, T, D)
+
+    def forward(self, x: torch.Tensor, x_lengths: torch.Tensor, n_steps: int) -> torch.Tensor:
+        return self.decode(self.embed(x, x_lengths), n_steps)
+
+    def loss(self, batch: SequencePairBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Masked squared error between the decoder's output and the target ``y``."""
+        y_hat = self(batch.x, batch.x_lengths, batch.y.shape[1])  # (B, Ty, D)
+        return masked_mse(y_hat, batch.y, batch.y_lengths), {}
+
+
+def masked_mse(y_hat: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Mean over sequences of the mean squared error over each sequence's first ``lengths[i]`` frames."""
+    mask = torch.arange(y.shape[1], device=y.device)[None, :] < lengths[:, None]  # (B, T)
+    err = ((y_hat.float() - y.float()) ** 2).mean(dim=-1) * mask  # (B, T), zero on padding
+    per_seq = err.sum(dim=1) / lengths.clamp(min=1).to(err.dtype)
+    return per_seq.mean()

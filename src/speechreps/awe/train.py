@@ -1,0 +1,200 @@
+"""Train, load and evaluate AWE models: the Python API behind ``speechreps awe``.
+
+``train_awe`` trains a CAE-RNN through the generic :class:`speechreps.train.trainer.Trainer`
+(checkpoints ``epoch_<N>.pt`` / ``last.pt`` / ``best.pt``, resume, ``metrics.jsonl``,
+TensorBoard) into ``CKPT_DIR``; with ``ae_num_epochs`` > 0 an AE-RNN is trained first into
+``CKPT_DIR/ae_rnn/`` (reused when already complete there, resumed when partial) and the CAE-RNN
+starts from its weights. Validation (``validate_every``): same-different AP of the embeddings of
+the validation word tokens (cosine), which picks ``best.pt``.
+
+``CKPT_DIR/awe_inputs.json`` records the input features the model was trained on (an
+:class:`InputSpec`), so that ``embed`` / ``evaluate`` use the same ones by default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import UserError, WarningCounter
+from .config import AWEConfig, awe_config_from_dict
+from .data import ArchiveInput, InputFeatures, MFCCInput, ModelInput, SegmentPairDataset, make_training_set, training_pairs
+
+CAE_TYPE = "cae_rnn"
+AE_TYPE = "ae_rnn"
+INPUTS_FILE = "awe_inputs.json"
+
+
+@dataclass
+class InputSpec:
+    """Which input features, as recorded with a model: ``mfcc``, a frame ``model`` or ``archives``."""
+
+    kind: str = "mfcc"
+    frame_model: str | None = None
+    layer: str | None = None
+    words: dict[str, str] = field(default_factory=dict)  # split -> word-token archive (kind "archives")
+    train_features: str | None = None  # training-utterance archive (kind "archives")
+    name: str | None = None
+
+    def build(self, device: Any = "cpu") -> InputFeatures:
+        if self.kind == "mfcc":
+            return MFCCInput()
+        if self.kind == "model":
+            if not self.frame_model:
+                raise UserError("input features of kind 'model' need a frame-level model folder")
+            return ModelInput(self.frame_model, self.layer, device)
+        if self.kind == "archives":
+            return ArchiveInput(self.name or "features", self.words, self.train_features)
+        raise UserError(f"unknown input feature kind {self.kind!r} (mfcc, model, archives)")
+
+    def label(self) -> str:
+        return self.name or ("mfcc" if self.kind == "mfcc" else Path(self.frame_model or "features").name)
+
+
+@dataclass
+class AWETrainResult:
+    ckpt_dir: Path
+    best_ap: float | None
+    best_epoch: int | None
+    seconds: float  # training wall time (AE + CAE epochs, with validation; data preparation excluded)
+    prepare_seconds: float  # cutting pairs / encoding the training utterances with a frame model
+    n_pairs: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _validator(ds, inputs: InputFeatures, device) -> Callable | None:
+    if not ds.has_word_tokens("validation"):
+        return None
+    from .embed import evaluate_embeddings, model_embeddings
+
+    words = inputs.words(ds, "validation")
+    rule = ds.speaker_rule(ds.word_tokens("validation"))
+
+    def validate(model) -> dict[str, float]:
+        res = evaluate_embeddings(model_embeddings(model, words, device), rule)
+        out = {"val_ap": res.ap}
+        if res.ap_cross_speaker is not None:
+            out["val_ap_cross_speaker"] = res.ap_cross_speaker
+        return out
+
+    return validate
+
+
+def train_awe(cfg: AWEConfig, ds, inputs: InputFeatures, ckpt_dir: str | Path, pairs_file: str | Path | None = None,
+              device: Any = None, resume: bool = False, load_from_epoch: int | None = None,
+              spec: InputSpec | None = None, log: Callable[[str], None] = print, progress: bool = True,
+              tensorboard: bool = True) -> AWETrainResult:
+    """Train a CAE-RNN (after optional AE-RNN pre-training) on dataset ``ds`` in ``inputs``' features."""
+    from ..fileio import write_json
+    from ..train import checkpoint as ckpt
+    from ..train.trainer import Trainer, default_device, seed_everything
+    from .model import CAERNN
+
+    ckpt_dir = Path(ckpt_dir)
+    device = default_device(device) if not hasattr(device, "type") else device
+    if load_from_epoch is None and resume:
+        have = ckpt.saved_epochs(ckpt_dir)
+        load_from_epoch = have[-1] if have else None
+    if load_from_epoch is not None:
+        ckpt.find_checkpoint(ckpt_dir, epoch=load_from_epoch)  # fail early when it is missing
+    t0 = time.perf_counter()
+    warnings = WarningCounter(what="training pair")
+    tp = training_pairs(ds, inputs, pairs_file, cfg.max_pairs, cfg.max_pairs_per_word, cfg.seed, warnings)
+    warnings.report()
+    cfg = dataclasses.replace(cfg, input_dim=tp.dim)
+    validate = _validator(ds, inputs, device) if cfg.validate_every > 0 else None
+    prepare_seconds = time.perf_counter() - t0
+    log(f"awe: {tp.source}; input features {inputs.describe()} ({tp.dim}-d), {prepare_seconds:.1f} s to prepare")
+    if spec is not None:
+        write_json(ckpt_dir / INPUTS_FILE, {"dataset": ds.name, "data_paths": str(ds.source), **dataclasses.asdict(spec)})
+
+    seed_everything(cfg.seed)
+    model = CAERNN(cfg)
+    seconds, history = 0.0, []
+    if cfg.ae_num_epochs > 0 and load_from_epoch is None:
+        ae_dir = ckpt_dir / AE_TYPE
+        ae_cfg = dataclasses.replace(cfg, num_epochs=cfg.ae_num_epochs, learning_rate=cfg.ae_learning_rate or cfg.learning_rate,
+                                     lr_milestones=[m for m in cfg.lr_milestones if m <= cfg.ae_num_epochs])
+        have = ckpt.saved_epochs(ae_dir)
+        if have and have[-1] >= ae_cfg.num_epochs:
+            path = ckpt.find_checkpoint(ae_dir, prefer="last")
+            log(f"awe: AE-RNN pre-training already done, starting from {path}")
+        else:
+            ae_set = make_training_set(SegmentPairDataset.ae(tp, cfg.max_frames), cfg.batch_size, cfg.num_buckets,
+                                       cfg.seed, f"{len(tp.segments)} single segments")
+            log(f"awe: AE-RNN pre-training on {ae_set.describe} for {ae_cfg.num_epochs} epochs into {ae_dir}")
+            trainer = Trainer(model, ae_set, ae_cfg, ae_dir, AE_TYPE, device=device, validate=validate,
+                              progress=progress, log=log, tensorboard=tensorboard)
+            res = trainer.fit(load_from_epoch=have[-1] if have else None)
+            seconds += res.seconds + sum(r.get("val_seconds", 0.0) for r in res.history)
+            history += [{**r, "phase": AE_TYPE} for r in res.history]
+            path = ckpt.find_checkpoint(ae_dir, prefer="last")
+        model.load_state_dict(ckpt.load(path, map_location="cpu")["model"])
+        seed_everything(cfg.seed + 1)  # the CAE phase draws its own random numbers, resumable from its checkpoints
+    train_set = make_training_set(SegmentPairDataset.cae(tp, cfg.max_frames), cfg.batch_size, cfg.num_buckets, cfg.seed,
+                                  f"{len(tp.pairs)} pairs, both directions")
+    log(f"awe: CAE-RNN training on {train_set.describe} for {cfg.num_epochs} epochs into {ckpt_dir}")
+    trainer = Trainer(model, train_set, cfg, ckpt_dir, CAE_TYPE, device=device, validate=validate,
+                      progress=progress, log=log, tensorboard=tensorboard)
+    res = trainer.fit(load_from_epoch=load_from_epoch)
+    seconds += res.seconds + sum(r.get("val_seconds", 0.0) for r in res.history)
+    history += [{**r, "phase": CAE_TYPE} for r in res.history]
+    if res.best_ap is not None:
+        log(f"awe: best validation AP {res.best_ap:.4f} at epoch {res.best_epoch}")
+    return AWETrainResult(ckpt_dir, res.best_ap, res.best_epoch, round(seconds, 2), round(prepare_seconds, 2),
+                          len(tp.pairs), history)
+
+
+def load_awe(ckpt_dir: str | Path, checkpoint: str = "best", epoch: int | None = None, device: Any = "cpu"):
+    """The CAE-RNN of ``ckpt_dir`` (``epoch_<epoch>.pt``, else best, else last) in eval mode, and its path."""
+    from ..train import checkpoint as ckpt
+    from .model import CAERNN
+
+    path = ckpt.find_checkpoint(ckpt_dir, epoch=epoch, prefer=checkpoint)
+    state = ckpt.load(path, map_location="cpu")
+    if state.get("representation_type") not in (CAE_TYPE, AE_TYPE):
+        raise UserError(f"checkpoint {path} holds a {state.get('representation_type')!r} model, not an AWE model")
+    cfg = awe_config_from_dict(state["config"], source=str(path))
+    model = CAERNN(cfg)
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), path
+
+
+def read_input_spec(ckpt_dir: str | Path) -> tuple[InputSpec | None, dict]:
+    """The :class:`InputSpec` recorded by ``train_awe`` in ``ckpt_dir`` (``None`` if absent) and the raw record."""
+    import json
+
+    p = Path(ckpt_dir) / INPUTS_FILE
+    if not p.is_file():
+        return None, {}
+    raw = json.loads(p.read_text())
+    names = {f.name for f in dataclasses.fields(InputSpec)}
+    return InputSpec(**{k: v for k, v in raw.items() if k in names}), raw
+
+
+def evaluate_awe(ds, inputs: InputFeatures, model=None, cfg: AWEConfig | None = None, splits=("validation", "test"),
+                 device: Any = "cpu") -> dict[str, dict[str, Any]]:
+    """Same-different AP of downsampled embeddings and (with ``model``) CAE-RNN embeddings per split.
+
+    Returns ``{split: {"downsample": SameDiffResult.to_dict(), "cae_rnn": ..., "n_tokens": N}}``.
+    """
+    from .embed import downsample_embeddings, evaluate_embeddings, model_embeddings
+
+    cfg = cfg or (model.cfg if model is not None else AWEConfig())
+    out: dict[str, dict[str, Any]] = {}
+    for split in splits:
+        if not ds.has_word_tokens(split):
+            continue
+        words = inputs.words(ds, split)
+        rule = ds.speaker_rule(ds.word_tokens(split))
+        entry: dict[str, Any] = {"n_tokens": len(words)}
+        entry["downsample"] = evaluate_embeddings(downsample_embeddings(words, cfg.downsample_n, cfg.downsample_method), rule).to_dict()
+        if model is not None:
+            entry[CAE_TYPE] = evaluate_embeddings(model_embeddings(model, words, device), rule).to_dict()
+        out[split] = entry
+    if not out:
+        raise UserError(f"dataset {ds.name!r} has no word tokens in {', '.join(splits)}")
+    return out
