@@ -110,6 +110,8 @@ class Engine:
         lib.espeak_Synth.restype = ctypes.c_int
         lib.espeak_Info.argtypes = [ctypes.c_void_p]
         lib.espeak_Info.restype = ctypes.c_char_p
+        lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+        lib.espeak_ng_SetRandSeed.restype = None
         self._lib = lib
         self.data_path = espeakng_loader.get_data_path()
         rate = lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, self.data_path.encode(), INITIALIZE_DONT_EXIT)
@@ -135,9 +137,13 @@ class Engine:
         return 0  # continue
 
     def synthesize(self, text: str, voice: str, rate: int = 175, pitch: int = 50, pitch_range: int = 50,
-                   volume: int = 100) -> Synthesis:
+                   volume: int = 100, seed: int = 0) -> Synthesis:
         """Speak ``text`` with ``voice`` (e.g. ``en-us+m3``, ``tn+f2``); rate in words per minute,
-        pitch and pitch range 0-100 (50 = the voice's own)."""
+        pitch and pitch range 0-100 (50 = the voice's own).
+
+        ``seed`` seeds eSpeak's own random generator (breath noise, roughness), which is otherwise
+        seeded from the clock, so that voices using it are reproducible across processes.
+        """
         lib = self._lib
         data = text.encode("utf-8") + b"\0"
         if "+" in voice:  # eSpeak silently ignores an unknown variant: check it exists
@@ -151,6 +157,7 @@ class Engine:
                                  (PARAM_PITCH, int(pitch)), (PARAM_RANGE, int(pitch_range)),
                                  (PARAM_VOLUME, int(volume)), (PARAM_WORDGAP, 0)):
                 lib.espeak_SetParameter(param, value, 0)
+            lib.espeak_ng_SetRandSeed(int(seed) & 0x7FFFFFFF)
             self._chunks, self._events = [], []
             err = lib.espeak_Synth(data, len(data), 0, POS_CHARACTER, 0, CHARS_UTF8, None, None)
             if err != 0:

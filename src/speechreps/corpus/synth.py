@@ -39,7 +39,7 @@ from ..errors import UserError
 from .degrade import Degradation, degrade
 
 #: Bumped whenever a change alters the generated audio or alignments (invalidates caches).
-SYNTH_VERSION = 1
+SYNTH_VERSION = 2
 SAMPLE_RATE = 16000
 MANIFEST = "corpus.json"
 PARTIAL_MARKER = ".synth-incomplete"
@@ -181,20 +181,20 @@ class Word:
 
 
 def synthesize(text: str, voice: str = "en-us", rate: int = 175, pitch: int = 50, pitch_range: int = 50,
-               trim_db: float | None = 35.0) -> tuple[np.ndarray, int, list[Word]]:
+               trim_db: float | None = 35.0, seed: int = 0) -> tuple[np.ndarray, int, list[Word]]:
     """Speak ``text`` (space-separated words) with an eSpeak NG voice in this process.
 
     Returns float32 audio at the synthesiser's own rate (22050 Hz), that rate, and one
     :class:`Word` per word of ``text``: start from eSpeak's word event, end at the next word's
     start (or the end of speech), edges trimmed to frames within ``trim_db`` of the peak
-    (``None``: no trim).
+    (``None``: no trim). ``seed`` seeds eSpeak's random generator (breathy and rough voices).
     """
     from .espeak import engine
 
     words = text.split()
     if not words:
         raise UserError("synthesize: empty text")
-    syn = engine().synthesize(" ".join(words), voice, rate=rate, pitch=pitch, pitch_range=pitch_range)
+    syn = engine().synthesize(" ".join(words), voice, rate=rate, pitch=pitch, pitch_range=pitch_range, seed=seed)
     audio = syn.samples.astype(np.float32) / 32768.0
     starts = _word_offsets(words)
     by_word: dict[int, float] = {}
@@ -285,8 +285,12 @@ def _speaker_job(job: tuple[CorpusParams, Speaker, str]) -> list[dict]:
         n_words = int(rng.integers(params.words_per_utt[0], params.words_per_utt[1] + 1))
         words = [vocab[i] for i in rng.choice(len(vocab), size=n_words, p=probs)]
         rate = int(round(spk.rate * rng.uniform(1 - params.rate_change, 1 + params.rate_change)))
+        # eSpeak's own random generator (breath, roughness) gets a seed per utterance, drawn apart
+        # from the streams above so that seeding it changed nothing else.
+        espeak_seed = int(np.random.SeedSequence(
+            [params.seed, _lang_index(params.language), 4, spk_index, len(utts)]).generate_state(1)[0])
         audio, sr, aligned = synthesize(" ".join(words), spk.voice, rate=rate, pitch=spk.pitch,
-                                        pitch_range=spk.pitch_range, trim_db=params.trim_db)
+                                        pitch_range=spk.pitch_range, trim_db=params.trim_db, seed=espeak_seed)
         peak = np.abs(audio).max()
         audio = audio / peak * 0.5 if peak > 0 else audio
         audio = _resample(audio, sr, SAMPLE_RATE)
