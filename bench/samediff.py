@@ -136,8 +136,8 @@ def main() -> int:
     recipe(warm[0].astype(np.float64), warm[1].astype(np.float64))
 
     rows = []
-    for dim in [int(x) for x in args.dims.split(",")]:
-        for n in [int(x) for x in args.sizes.split(",")]:
+    for dim in [int(x) for x in args.dims.split(",") if x]:
+        for n in [int(x) for x in args.sizes.split(",") if x]:
             segs = make_tokens(n, dim, seed=n + dim)
             big = n >= 1000
 
@@ -186,6 +186,8 @@ def main() -> int:
             _ = fast_rate
 
     print()
+    if not rows:
+        head = None
     head = f"| {'method':<40} | {'N':>5} | {'D':>4} | {'tokens timed':>12} | {'pairs/s':>11} | {'Mcells/s':>9} | " \
            f"{'CPU s / wall s':>14} | {'fast is x faster':>16} |"  # fmt: skip
     print(head)

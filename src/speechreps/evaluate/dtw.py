@@ -42,8 +42,8 @@ from ..errors import UserError
 NORMALIZE = ("sum", "path")
 
 # Tokens aligned at once by the numba kernel (vector lanes) and query frames per cost block.
-LANES = 16
-ROWS = 32
+LANES = 8
+ROWS = 128
 
 
 # ---------------------------------------------------------------------------------------------
@@ -486,6 +486,8 @@ def pairwise_dtw(
     ``"torch"`` (on ``device``, default CPU), ``"reference"``. ``n_jobs``: CPU threads (default all).
     """
     _check_normalize(normalize)
+    if device is not None and device != "cpu" and not device.startswith("cuda"):
+        raise UserError(f"unknown device {device!r}: use cpu, cuda or cuda:K")
     segs = _as_segments(segments)
     if backend is None:
         if device is None:
