@@ -12,6 +12,7 @@ original code's figures on 2 CPU cores (SPEC.md). torch threads = CPU cores unle
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -67,34 +68,146 @@ def make_batches(kind: str, cfg, n_batches: int, gen: torch.Generator) -> list[t
     return out
 
 
-def bench(rep_type: str, cfg, steps: int, warmup: int, min_seconds: float) -> float:
-    torch.manual_seed(0)
-    gen = torch.Generator().manual_seed(0)
-    model = build_model(rep_type, cfg)
-    model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
-    batches = make_batches(model.batch_kind, cfg, steps + warmup, gen)
+class OriginalStyle(torch.nn.Module):
+    """What the original code computes per training step, written afresh for a same-machine baseline.
 
-    def step(batch):
-        opt.zero_grad(set_to_none=True)
-        loss, _ = model.loss(batch)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
+    Same sizes as ours; the original's way of computing: APC predicts from every frame with an unmasked
+    L1 and runs its auxiliary windows one anchor at a time (batch x aux_seq_len each, through its own GRU
+    stack); CPC gathers a fresh (speakers, utterances, negatives, frames) block of negatives for every
+    step k and scores it elementwise, with one Linear per step; frame AE/CAE end the decoder in a ReLU.
+    Gradients are clipped per sub-module as the original did.
+    """
 
+    def __init__(self, rep_type: str, cfg):
+        super().__init__()
+        nn = torch.nn
+        self.rep_type, self.cfg = rep_type, cfg
+        if rep_type in ("apc", "capc"):
+            H = cfg.hidden_dim
+            self.grus = nn.ModuleList([nn.GRU(cfg.input_dim if i == 0 else H, H, batch_first=True) for i in range(cfg.num_layers)])
+            self.pred = nn.Linear(H, cfg.input_dim)
+            if rep_type == "apc" and cfg.include_aux_loss:
+                self.aux_grus = nn.ModuleList([nn.GRU(cfg.input_dim if i == 0 else H, H, batch_first=True) for i in range(cfg.num_layers)])
+                self.aux_pred = nn.Linear(H, cfg.input_dim)
+        elif rep_type == "cpc":
+            blocks = []
+            for i in range(cfg.enc_layers):
+                blocks += [nn.Linear(cfg.input_dim if i == 0 else cfg.enc_dim, cfg.enc_dim), nn.LayerNorm(cfg.enc_dim), nn.ReLU()]
+                if i == cfg.enc_layers // 2:
+                    blocks.append(nn.Dropout(cfg.dropout))
+            self.enc = nn.Sequential(*blocks, nn.Linear(cfg.enc_dim, cfg.z_dim))
+            self.lstm = nn.LSTM(cfg.z_dim, cfg.c_dim, batch_first=True)
+            self.W = nn.ModuleList([nn.Linear(cfg.c_dim, cfg.z_dim) for _ in range(cfg.num_pred_steps)])
+        else:
+            dims = [cfg.input_dim] + [cfg.hidden_dim] * cfg.num_layers
+            layers = []
+            for a, b in zip(dims[:-1], dims[1:]):
+                layers += [nn.Linear(a, b), nn.ReLU()]
+            layers += [nn.Linear(cfg.hidden_dim, cfg.bottleneck_dim)]
+            dims = [cfg.bottleneck_dim] + [cfg.hidden_dim] * cfg.num_layers + [cfg.input_dim]
+            for a, b in zip(dims[:-1], dims[1:]):
+                layers += [nn.Linear(a, b), nn.ReLU()]
+            self.mlp = nn.Sequential(*layers)
+
+    @staticmethod
+    def _apc(grus, pred, x, y, n):
+        h = x
+        for g in grus:
+            h, _ = g(h)
+        return (pred(h)[:, : x.shape[1] - n] - y[:, n:]).abs().mean()
+
+    def loss(self, batch):
+        cfg = self.cfg
+        if self.rep_type == "apc":
+            x = batch.feats
+            loss = self._apc(self.grus, self.pred, x, x, cfg.num_pred_steps)
+            if cfg.include_aux_loss:
+                back, L = cfg.num_aux_steps_back, cfg.aux_seq_len
+                anchors = torch.randperm(x.shape[1] - back)[: cfg.num_aux_anchors] + back
+                aux = 0
+                for a in anchors.tolist():
+                    w = x[:, a - back : a - back + L]
+                    aux = aux + self._apc(self.aux_grus, self.aux_pred, w, w, cfg.num_pred_steps_aux)
+                loss = loss + cfg.aux_loss_weight * aux / cfg.num_aux_anchors
+            return loss
+        if self.rep_type == "capc":
+            return self._apc(self.grus, self.pred, batch.x, batch.y, cfg.num_pred_steps)
+        if self.rep_type == "cpc":
+            S, U, N, K = cfg.n_speakers_per_batch, cfg.n_utterances_per_speaker, cfg.num_negatives, cfg.num_pred_steps
+            z = self.enc(batch.feats)
+            c, _ = self.lstm(z)
+            B, T, Z = z.shape
+            L = T - K
+            losses = []
+            for k in range(K):
+                zk = z[:, k + 1 : L + k + 1]
+                wc = self.W[k](c[:, :L]).view(S, U, L, Z)
+                bi = torch.randint(0, U, (1, U, N, 1))
+                si = (torch.randint(0, L, (S, U, N, L)) + torch.arange(L)) % L
+                neg = zk.reshape(S, U, L, Z)[torch.arange(S).view(-1, 1, 1, 1), bi, si]
+                allz = torch.cat([zk.reshape(S, U, 1, L, Z), neg], 2)
+                f = (allz * wc.unsqueeze(2) / math.sqrt(Z)).sum(-1).view(B, N + 1, L)
+                losses.append(torch.nn.functional.cross_entropy(f, torch.zeros(B, L, dtype=torch.long)))
+            return torch.stack(losses).mean()
+        return torch.nn.functional.mse_loss(self.mlp(batch.x), batch.y)
+
+    def clip_groups(self):
+        return [list(m.parameters()) for m in self.children()]
+
+
+class _Runner:
+    """One model + Adam, with the training step it is timed on."""
+
+    def __init__(self, rep_type: str, cfg, original_style: bool):
+        torch.manual_seed(0)
+        model = build_model(rep_type, cfg)
+        self.kind = model.batch_kind
+        self.original_style = original_style
+        self.model = (OriginalStyle(rep_type, cfg) if original_style else model).train()
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.learning_rate)
+        self.cfg = cfg
+        self.seconds = 0.0
+
+    def step(self, batch, timed: bool = True) -> None:
+        t0 = time.perf_counter()
+        self.opt.zero_grad(set_to_none=True)
+        if self.original_style:
+            loss = self.model.loss(batch)
+            loss.backward()
+            for group in self.model.clip_groups():
+                torch.nn.utils.clip_grad_norm_(group, 1.0)
+        else:
+            loss, _ = self.model.loss(batch)
+            loss.backward()
+            if self.cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.opt.step()
+        if timed:
+            self.seconds += time.perf_counter() - t0
+
+
+def bench(rep_type: str, cfg, steps: int, warmup: int, min_seconds: float, baseline: bool = True) -> tuple[float, float | None]:
+    """Frames/s of ours and (if ``baseline``) of the original-style computation.
+
+    The two alternate step by step on the same batches, so that a busy machine slows both alike.
+    """
+    runners = [_Runner(rep_type, cfg, False)] + ([_Runner(rep_type, cfg, True)] if baseline else [])
+    batches = make_batches(runners[0].kind, cfg, steps + warmup, torch.Generator().manual_seed(0))
     for batch, _ in batches[:warmup]:
-        step(batch)
-    frames, t0, i = 0, time.perf_counter(), 0
+        for r in runners:
+            r.step(batch, timed=False)
+    frames, i = 0, 0
     timed = batches[warmup:]
-    while True:  # at least `steps` steps and `min_seconds`
+    while True:  # at least `steps` steps and `min_seconds` of ours
         batch, n = timed[i % len(timed)]
-        step(batch)
+        for r in runners:
+            r.step(batch)
         frames += n
         i += 1
-        if i >= steps and time.perf_counter() - t0 >= min_seconds:
+        if i >= steps and runners[0].seconds >= min_seconds:
             break
-    return frames / (time.perf_counter() - t0)
+    fps = [frames / r.seconds for r in runners]
+    return fps[0], (fps[1] if baseline else None)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -106,19 +219,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--min-seconds", type=float, default=5.0)
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--no-baseline", action="store_true", help="skip the same-machine original-style baseline")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, config {args.config}", file=sys.stderr)
-    print(f"| type | frames/s | original (2 cores) | ratio |")
-    print(f"|---|---:|---:|---:|")
+    print("| type | frames/s | original, SPEC.md (2 cores) | ratio | original-style, this machine | ratio |")
+    print("|---|---:|---:|---:|---:|---:|")
     for name in args.types.split(","):
         rep_type = name.removesuffix("+aux")
         cfg = load_config(args.config, rep_type)
         if rep_type == "apc":
             cfg.include_aux_loss = name.endswith("+aux")
-        fps = bench(rep_type, cfg, args.steps, args.warmup, args.min_seconds)
+        fps, b = bench(rep_type, cfg, args.steps, args.warmup, args.min_seconds, baseline=not args.no_baseline)
         ref = ORIGINAL_FRAMES_PER_S[name]
-        print(f"| {name} | {fps:,.0f} | {ref:,} | {fps / ref:.2f}x |", flush=True)
+        base = "- | -" if b is None else f"{b:,.0f} | {fps / b:.2f}x"
+        print(f"| {name} | {fps:,.0f} | {ref:,} | {fps / ref:.2f}x | {base} |", flush=True)
 
 
 if __name__ == "__main__":
