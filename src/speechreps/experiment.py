@@ -78,7 +78,7 @@ def default_config() -> Path:
 
 def _builtin_datasets(opts: MainJobOptions, cache: StageCache) -> tuple[Path, list[str], dict[str, str]]:
     """Build and prepare the built-in corpora; returns (data_paths, dataset names, prepare fingerprints)."""
-    from .corpus.synth import build_corpus
+    from .corpus.synth import SYNTH_VERSION, build_corpus
     from .data.prepare import prepare_corpus
 
     data_paths = opts.data_dir / "data_paths.json"
@@ -90,7 +90,7 @@ def _builtin_datasets(opts: MainJobOptions, cache: StageCache) -> tuple[Path, li
             kw["minutes"] = opts.corpus_minutes
         if opts.corpus_speakers is not None:
             kw["n_speakers"] = opts.corpus_speakers
-        fp_corpus = fingerprint("corpus", lang, kw)
+        fp_corpus = fingerprint("corpus", lang, kw, SYNTH_VERSION)
         cache.run(f"corpus:{lang}", fp_corpus, lambda: str(build_corpus(
             lang, corpus_dir, jobs=opts.jobs, progress=opts.progress, **kw)))
         name = f"synth_{lang}"
