@@ -18,7 +18,7 @@ Meaning of the shared keys (:class:`TrainingConfig`):
 - ``num_buckets``: length buckets for the bucket sampler (batches are drawn from utterances of similar
   length, so that little padding is computed).
 - ``lr_milestones`` / ``lr_gamma``: ``MultiStepLR`` over epochs.
-- ``grad_clip``: max gradient norm over all parameters (0 = off). ``amp``: CUDA autocast (ignored on CPU).
+- ``grad_clip``: max gradient norm over all parameters (0 = off). ``amp``: CUDA autocast (ignored on CPU), in ``amp_dtype`` (``float16``, with loss scaling, or ``bfloat16``).
 - ``validate_every``: epochs between validation-AP evaluations that pick the ``best`` checkpoint (0 = never).
 """
 
@@ -50,12 +50,15 @@ class TrainingConfig:
     seed: int = 0
     grad_clip: float = 5.0
     amp: bool = False
+    amp_dtype: str = "float16"
     validate_every: int = 1
 
     def check(self, bad) -> None:
         """Range checks; ``bad(key, requirement)`` raises. Subclasses extend."""
         _positive(self, bad, "learning_rate", "num_epochs", "batch_size", "num_buckets", "checkpoint_interval", "input_dim")
         _non_negative(self, bad, "grad_clip", "validate_every", "seed")
+        if self.amp_dtype not in ("float16", "bfloat16"):
+            bad("amp_dtype", "must be float16 or bfloat16")
         if not 0 < self.lr_gamma <= 1:
             bad("lr_gamma", "must be a number in (0, 1]")
         if any(m < 1 for m in self.lr_milestones) or list(self.lr_milestones) != sorted(set(self.lr_milestones)):

@@ -78,6 +78,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-tokens", type=int, default=VAL_MAX_TOKENS, metavar="N",
                    help=f"train: validation AP (picks best.pt) by DTW on a fixed subset of N validation tokens "
                         f"(default {VAL_MAX_TOKENS}); 0: downsampled AP on all of them (fast)")
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="train: data-loader processes that collate batches (default 0: in the training process)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -101,6 +103,7 @@ class RunOptions:
     jobs: int | None = None
     progress: bool = True
     val_tokens: int = VAL_MAX_TOKENS
+    workers: int = 0
 
 
 def options_from_args(args: argparse.Namespace, action: str) -> RunOptions:
@@ -119,6 +122,8 @@ def options_from_args(args: argparse.Namespace, action: str) -> RunOptions:
         raise UserError(f"--load-from-epoch must be >= 0, got {args.load_from_epoch}")
     if args.val_tokens < 0:
         raise UserError(f"--val-tokens must be >= 0, got {args.val_tokens}")
+    if getattr(args, "workers", 0) < 0:
+        raise UserError(f"--workers must be >= 0, got {args.workers}")
     if args.jobs is not None and args.jobs < 1:
         raise UserError(f"--jobs must be >= 1, got {args.jobs}")
     splits = [s for s, flag in SPLIT_FLAGS.items() if getattr(args, flag)] or list(SPLIT_FLAGS)
@@ -129,7 +134,7 @@ def options_from_args(args: argparse.Namespace, action: str) -> RunOptions:
         splits=splits, data_paths=resolve_data_paths(args.data_paths),
         pairs=Path(args.pairs) if args.pairs else None, layer=args.layer, isolated=args.isolated,
         checkpoint=args.checkpoint, device=args.device, jobs=args.jobs, progress=not args.no_progress,
-        val_tokens=args.val_tokens,
+        val_tokens=args.val_tokens, workers=getattr(args, "workers", 0),
     )
 
 
@@ -153,11 +158,14 @@ def resolve_data_paths(given: str | Path | None) -> Path:
 def _setup(opts: RunOptions):
     import torch
 
+    from .train import distributed
     from .train.trainer import default_device
 
     if opts.jobs:
         torch.set_num_threads(opts.jobs)
-    return default_device(opts.device)
+    device = default_device(opts.device)
+    distributed.init_from_env(device)  # under torchrun: join the process group (see train/distributed.py)
+    return distributed.device_for_rank(device)
 
 
 def _load_dataset(opts: RunOptions, name: str | None = None):
@@ -259,9 +267,13 @@ def train(opts: RunOptions, log: Callable[[str], None] = print):
     from .train import checkpoint as ckpt
     from .train.trainer import Trainer, seed_everything
 
+    from .train import distributed
+
     rep = opts.representation_type
     cfg = load_config(opts.config, rep)
     device = _setup(opts)
+    if not distributed.is_main():  # under DDP only rank 0 talks
+        log = lambda msg: None  # noqa: E731
     ds = _load_dataset(opts)
     load_from = opts.load_from_epoch
     if load_from is None and opts.resume:
@@ -281,7 +293,7 @@ def train(opts: RunOptions, log: Callable[[str], None] = print):
     log(f"{rep}: training on {train_set.describe} ({time.time() - t0:.1f} s to load) on {device}")
     validate = make_validator(ds, model, device, opts.jobs, opts.val_tokens) if cfg.validate_every > 0 else None
     trainer = Trainer(model, train_set, cfg, opts.ckpt_dir, rep, device=device, validate=validate,
-                      progress=opts.progress, log=log)
+                      progress=opts.progress, log=log, workers=opts.workers)
     result = trainer.fit(load_from_epoch=load_from)
     if result.best_ap is not None:
         log(f"{rep}: best validation AP {result.best_ap:.4f} at epoch {result.best_epoch}")

@@ -1,4 +1,9 @@
-"""Training data per representation type: in-memory datasets that collate padded batches.
+"""Training data per representation type: datasets that collate padded batches.
+
+Utterance features are opened with :func:`speechreps.data.packed.open_features`: memory-mapped (a
+packed copy from ``speechreps pack``, or the uncompressed ``.npz`` in place), so the feature set need
+not fit in RAM; only a compressed ``.npz`` is read into memory. The frame AE trains on a packed
+archive's whole frame matrix when there is one (otherwise the frames are concatenated in memory).
 
 A *training set* pairs a dataset (reads, collates) with a sampler (picks; checkpointable). The
 trainer only needs ``train_set.sampler`` (iterable of index batches, ``state_dict``) and
@@ -194,8 +199,10 @@ def make_training_set(rep_type: str, batch_kind: str, cfg: Any, ds, pairs_file: 
     batch_size = int(_cfg(cfg, "batch_size", 64))
     num_buckets = int(_cfg(cfg, "num_buckets", 1))
     if batch_kind in ("utterance", "speaker_utterance"):
+        from .packed import open_features
+
         path = ds.utterances("train")
-        arrays = load_archive(path)
+        arrays = open_features(path)
         if batch_kind == "utterance":
             data = UtteranceDataset(arrays, ds.speaker_rule(path), frame_cap=_cfg(cfg, "seq_len", None))
             sampler = BucketBatchSampler(data.lengths, batch_size, num_buckets, seed=seed)
@@ -222,8 +229,11 @@ def make_training_set(rep_type: str, batch_kind: str, cfg: Any, ds, pairs_file: 
         return TrainingSet(data, sampler, f"{len(data)} aligned segment pairs (both directions) from {source}")
     if batch_kind in ("frame", "frame_pair"):
         if rep_type == "frame_ae":
+            from .packed import open_packed
+
             path = ds.utterances("train")
-            x = np.concatenate(list(load_archive(path).values()))
+            packed = open_packed(path)
+            x = packed.matrix if packed is not None else np.concatenate(list(load_archive(path).values()))
             data, source = FrameDataset(x), f"frames of {path}"
         else:
             if pairs_file is None and ds.word_1_train is not None and ds.word_2_train is not None:

@@ -11,6 +11,13 @@ the sampler owns its own NumPy generator. A checkpoint stores the model, optimiz
 AMP scaler, sampler and all RNG states as they are at the end of its epoch, so that training
 resumed from ``epoch_<N>.pt`` equals the uninterrupted run bit-for-bit on CPU (same threads).
 
+Distributed data-parallel (``torchrun``): when launched with ``WORLD_SIZE > 1`` the trainer joins the
+process group, wraps the model in DDP and the sampler in a
+:class:`~speechreps.train.distributed.ShardedBatchSampler` (each rank trains on whole batches of the
+shared batch list); only rank 0 writes checkpoints, metrics and logs, and validates while the others wait
+(see :mod:`speechreps.train.distributed`). ``workers > 0``: batches are collated in that many data-loader
+processes (the epoch's batch list is drawn first, in this process, so sampler state stays exact).
+
 Validation AP decides ``best.pt``: the trainer calls ``validate(model)`` (in eval mode, without
 gradients), which returns a dict with at least ``val_ap``; see :func:`speechreps.pipeline.make_validator`.
 """
@@ -33,6 +40,7 @@ import torch
 from ..errors import UserError
 from ..fileio import write_json, write_text
 from . import checkpoint as ckpt
+from . import distributed as dist_
 
 
 def seed_everything(seed: int) -> None:
@@ -130,11 +138,35 @@ class _Metrics:
             self.writer.close()
 
 
+class _NoMetrics:
+    """What ranks other than 0 log: nothing."""
+
+    def add(self, row: dict[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _Collated(torch.utils.data.Dataset):
+    """Batch ``i`` of an epoch's drawn batch list, collated (what data-loader workers run)."""
+
+    def __init__(self, batches: list, train_set: Any):
+        self.batches, self.train_set = batches, train_set
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int):
+        return self.train_set.collate(self.batches[i])
+
+
 class Trainer:
     """Trains ``model`` on ``train_set`` with the training fields of ``cfg``; writes to ``ckpt_dir``.
 
     ``cfg`` fields used: learning_rate, lr_milestones, lr_gamma, num_epochs, checkpoint_interval,
-    grad_clip (<= 0 or None: no clipping), amp (CUDA only), validate_every (0: never), seed.
+    grad_clip (<= 0 or None: no clipping), amp (CUDA only), amp_dtype (``float16`` with a gradient scaler,
+    or ``bfloat16`` without one), validate_every (0: never), seed.
     ``train_set`` offers ``sampler`` (checkpointable), ``collate(refs)`` and ``n_frames(refs)``.
     """
 
@@ -150,9 +182,18 @@ class Trainer:
         progress: bool = True,
         log: Callable[[str], None] = print,
         tensorboard: bool = True,
+        workers: int = 0,
     ):
         self.device = torch.device(device) if device is not None else default_device()
+        self.distributed = dist_.init_from_env(self.device)
+        self.device = dist_.device_for_rank(self.device)
+        self.rank, self.world = dist_.rank(), dist_.world_size()
+        self.main = self.rank == 0
         self.model = model.to(self.device)
+        self.ddp = dist_.wrap_model(self.model, self.device) if self.distributed else None
+        if self.distributed and not isinstance(train_set.sampler, dist_.ShardedBatchSampler):
+            train_set.sampler = dist_.ShardedBatchSampler(train_set.sampler, self.rank, self.world)
+        self.workers = max(0, int(workers or 0))
         self.train_set = train_set
         if hasattr(train_set.dataset, "to"):
             train_set.dataset.to(self.device)
@@ -160,8 +201,8 @@ class Trainer:
         self.ckpt_dir = Path(ckpt_dir)
         self.rep_type = representation_type
         self.validate = validate
-        self.progress = progress
-        self.log = log
+        self.progress = progress and self.main
+        self.log = log if self.main else (lambda msg: None)
         self.tensorboard = tensorboard
         self.num_epochs = int(_get(cfg, "num_epochs", 1))
         self.interval = max(1, int(_get(cfg, "checkpoint_interval", 1)))
@@ -172,7 +213,12 @@ class Trainer:
             self.optimizer, milestones=list(_get(cfg, "lr_milestones", [])), gamma=float(_get(cfg, "lr_gamma", 0.1))
         )
         self.amp = bool(_get(cfg, "amp", False)) and self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        dtype_name = str(_get(cfg, "amp_dtype", "float16"))
+        if dtype_name not in ("float16", "bfloat16"):
+            raise UserError(f"config amp_dtype: {dtype_name!r} is not float16 or bfloat16")
+        self.amp_dtype = getattr(torch, dtype_name)
+        # fp16 needs loss scaling; bf16 has float32's range and does not
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)
         self.best_ap: float | None = None
         self.best_epoch: int | None = None
         self.epoch = 0
@@ -187,6 +233,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "sampler": self.train_set.sampler.state_dict(),
             "rng": ckpt.rng_state(),
+            "world_size": self.world,
             "epoch": self.epoch,
             "config": config_dict(self.cfg),
             "representation_type": self.rep_type,
@@ -206,10 +253,14 @@ class Trainer:
             raise UserError(f"checkpoint {path} does not fit the model of this config: {first}") from None
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        if state.get("scaler") and self.amp:
+        if state.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(state["scaler"])
         self.train_set.sampler.load_state_dict(state["sampler"])
-        ckpt.set_rng_state(state["rng"])
+        per_rank = state.get("rng_per_rank")
+        if per_rank is not None and len(per_rank) == self.world:
+            ckpt.set_rng_state(per_rank[self.rank])
+        else:
+            ckpt.set_rng_state(state["rng"])
         self.epoch = int(state["epoch"])
         best = state.get("best") or {}
         self.best_ap, self.best_epoch = best.get("val_ap"), best.get("epoch")
@@ -218,7 +269,7 @@ class Trainer:
 
     def _autocast(self):
         if self.amp:
-            return torch.autocast(device_type="cuda", dtype=torch.float16)
+            return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
         return contextlib.nullcontext()
 
     def train_epoch(self) -> dict[str, Any]:
@@ -231,11 +282,11 @@ class Trainer:
         t0 = time.perf_counter()
         bar = tqdm(total=len(sampler), desc=f"{self.rep_type} epoch {self.epoch + 1}/{self.num_epochs}",
                    disable=None if self.progress else True, leave=False, dynamic_ncols=True)
-        for refs in sampler:
-            batch = self.train_set.collate(refs).to(self.device)
+        for refs, batch in self._batches(sampler):
+            batch = batch.to(self.device)
             frames += self.train_set.n_frames(refs)
             with self._autocast():
-                loss, metrics = self.model.loss(batch)
+                loss, metrics = self.ddp(batch) if self.ddp is not None else self.model.loss(batch)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             if self.grad_clip > 0:
@@ -259,11 +310,28 @@ class Trainer:
             torch.cuda.synchronize(self.device)
         seconds = time.perf_counter() - t0
         total_loss = float(total)
+        if self.distributed:  # the epoch's figures over all ranks (every rank took n_batches steps)
+            names = sorted(sums)
+            reduced = dist_.all_reduce_sum([total_loss, n_batches, frames] + [sums[n] for n in names], self.device)
+            total_loss, n_batches, frames = reduced[0], int(reduced[1]), int(reduced[2])
+            sums = dict(zip(names, reduced[3:]))
         row: dict[str, Any] = {"epoch": self.epoch + 1, "loss": total_loss / max(n_batches, 1)}
         row.update({name: v / max(n_batches, 1) for name, v in sums.items() if name != "loss"})
         row.update({"lr": self.optimizer.param_groups[0]["lr"], "seconds": round(seconds, 3), "frames": frames,
                     "frames_per_s": round(frames / seconds, 1) if seconds > 0 else 0.0})
         return row
+
+    def _batches(self, sampler):
+        """``(refs, collated batch)`` pairs of one epoch, collated here or in ``workers`` processes."""
+        on_device = getattr(getattr(self.train_set.dataset, "x", None), "device", torch.device("cpu")).type != "cpu"
+        if self.workers <= 0 or on_device:
+            for refs in sampler:
+                yield refs, self.train_set.collate(refs)
+            return
+        batches = list(sampler)  # drawn here: the sampler's generator advances exactly as without workers
+        loader = torch.utils.data.DataLoader(_Collated(batches, self.train_set), batch_size=None, shuffle=False,
+                                             num_workers=self.workers, pin_memory=self.device.type == "cuda")
+        yield from zip(batches, loader)
 
     def run_validation(self) -> dict[str, float]:
         was_training = self.model.training
@@ -282,8 +350,11 @@ class Trainer:
             self.load(path)
             self.log(f"resumed from {path} (epoch {self.epoch})")
         start = self.epoch
-        write_json(self.ckpt_dir / "config.json", {self.rep_type: config_dict(self.cfg)})
-        metrics = _Metrics(self.ckpt_dir, start, self.tensorboard)
+        if self.main:
+            write_json(self.ckpt_dir / "config.json", {self.rep_type: config_dict(self.cfg)})
+            metrics = _Metrics(self.ckpt_dir, start, self.tensorboard)
+        else:
+            metrics = _NoMetrics()
         history, total_frames, total_seconds = [], 0, 0.0
         try:
             while self.epoch < self.num_epochs:
@@ -293,7 +364,7 @@ class Trainer:
                 total_frames += row["frames"]
                 total_seconds += row["seconds"]
                 improved = False
-                if self.validate is not None and self.validate_every > 0 and (
+                if self.main and self.validate is not None and self.validate_every > 0 and (
                     self.epoch % self.validate_every == 0 or self.epoch == self.num_epochs
                 ):
                     t0 = time.perf_counter()
@@ -312,14 +383,28 @@ class Trainer:
                 self.log(msg)
         finally:
             metrics.close()
+        dist_.barrier()  # the other ranks may read rank 0's checkpoints next
         return TrainResult(self.ckpt_dir, start, self.epoch, self.best_ap, self.best_epoch,
                            total_seconds, total_frames, history)
 
     def _save(self, improved: bool) -> None:
         due = self.epoch % self.interval == 0 or self.epoch == self.num_epochs
+        if self.distributed:  # every rank joins the gather; rank 0 writes; all wait for the file
+            due = bool(dist_.all_reduce_sum([float(due or improved)], self.device)[0] > 0)
+            rngs = dist_.gather_objects(ckpt.rng_state()) if due else None
+            if self.main and due:
+                self._write(improved, rngs)
+            dist_.barrier()
+            return
+        self._write(improved, None)
+
+    def _write(self, improved: bool, rngs: list | None) -> None:
+        due = self.epoch % self.interval == 0 or self.epoch == self.num_epochs
         if not due and not improved:
             return
         state = self.state()
+        if rngs is not None:
+            state["rng_per_rank"] = rngs
         if due:
             path = ckpt.save(state, ckpt.epoch_path(self.ckpt_dir, self.epoch))
             ckpt.link_or_copy(path, self.ckpt_dir / "last.pt")

@@ -1,0 +1,89 @@
+"""Memory-mapped features (packed copy, uncompressed .npz in place) give the same values and batches as in memory."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from speechreps.cli import main
+from speechreps.config import config_from_dict
+from speechreps.data.archive import load_archive, save_archive
+from speechreps.data.datasets import make_training_set
+from speechreps.data.packed import MappedNpz, PackedArchive, open_features, open_packed, pack_archive, packed_paths
+from speechreps.data.registry import load_dataset
+
+from test_datasets import TINY_CONFIG, make_toy_dataset
+
+
+@pytest.fixture()
+def toy(tmp_path):
+    return load_dataset(make_toy_dataset(tmp_path), "toy")
+
+
+def _same(a, b):
+    assert list(a) == list(b)
+    for k in a:
+        assert a[k].dtype == np.float32 and np.array_equal(a[k], b[k]), k
+
+
+def test_mapped_and_packed_equal_loaded(toy):
+    path = ds_path = toy.utterances("train")
+    ref = load_archive(path)
+    mapped = open_features(path)
+    assert isinstance(mapped, MappedNpz)  # uncompressed: memory-mapped in place
+    _same(mapped, ref)
+    pack_archive(ds_path)
+    packed = open_features(path)
+    assert isinstance(packed, PackedArchive)
+    _same(packed, ref)
+    assert np.array_equal(np.asarray(packed.matrix), np.concatenate(list(ref.values())))
+
+
+def test_compressed_falls_back_and_stale_pack_is_ignored(tmp_path):
+    arrays = {f"s{i}_u_000000-00001{i}": np.random.default_rng(i).standard_normal((10 + i, 3)).astype(np.float32)
+              for i in range(3)}
+    comp = save_archive(tmp_path / "c.npz", arrays, compress=True)
+    assert isinstance(open_features(comp), dict)
+    _same(open_features(comp), arrays)
+    pack_archive(comp)
+    _same(open_features(comp), arrays)
+    save_archive(comp, {k: v + 1 for k, v in arrays.items()}, compress=True)
+    os.utime(comp, ns=(1, 1))
+    with pytest.warns(UserWarning, match="older"):
+        assert open_packed(comp) is None
+
+
+@pytest.mark.parametrize("rep", ["apc", "cpc", "frame_ae"])
+def test_training_batches_identical_in_memory_and_mapped(toy, rep, monkeypatch):
+    cfg = config_from_dict(TINY_CONFIG[rep], rep)
+    batch_kind = {"apc": "utterance", "cpc": "speaker_utterance", "frame_ae": "frame"}[rep]
+
+    def batches(ts):
+        out = []
+        for refs in ts.sampler:
+            b = ts.collate(refs)
+            out.append([v.clone() for v in vars(b).values() if isinstance(v, torch.Tensor)])
+        return out
+
+    import speechreps.data.packed as P
+
+    pack_archive(toy.utterances("train"))
+    lazy = batches(make_training_set(rep, batch_kind, cfg, toy))
+    monkeypatch.setattr(P, "open_features", lambda p: load_archive(p))
+    monkeypatch.setattr(P, "open_packed", lambda p: None)
+    eager = batches(make_training_set(rep, batch_kind, cfg, toy))
+    assert len(lazy) == len(eager) > 0
+    for a, b in zip(lazy, eager):
+        assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def test_cli_pack(toy, capsys):
+    dp = toy.source
+    assert main(["pack", "--data-paths", str(dp), "--language", "toy"]) == 0
+    for split in ("train", "validation", "test"):
+        assert packed_paths(toy.utterances(split))[1].is_file()
+    assert main(["pack"]) == 2
+    assert "nothing to pack" in capsys.readouterr().err
