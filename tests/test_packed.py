@@ -87,3 +87,29 @@ def test_cli_pack(toy, capsys):
         assert packed_paths(toy.utterances(split))[1].is_file()
     assert main(["pack"]) == 2
     assert "nothing to pack" in capsys.readouterr().err
+
+
+def test_streaming_prepare_equals_in_memory_cmvn(tone_corpus, tmp_path):
+    """prepare streams (raw features on disk, per-speaker statistics merged): same keys and order as the
+    all-in-memory computation, values within float32 rounding (atol 1e-5 on unit-variance features)."""
+    from speechreps.data.features import speaker_cmvn
+    from speechreps.data.prepare import PrepareOptions, compute_corpus_features, find_corpus, prepare_corpus
+
+    opts = PrepareOptions(min_frames=20, min_chars=5, pair_min_frames=20, pair_min_chars=5)
+    prepare_corpus(tone_corpus, tmp_path / "out", "tones", opts, jobs=2, progress=False)
+    ds = load_dataset(tmp_path / "out" / "data_paths.json", "tones")
+    corpus = find_corpus(tone_corpus)
+    raw, _ = compute_corpus_features(corpus.audio, opts.features, jobs=1, progress=False)
+    ref = speaker_cmvn(raw, {u: u.split("_")[0] for u in raw})
+    n_exact = n_total = 0
+    for split in ("train", "validation", "test"):
+        got = load_archive(ds.utterances(split))
+        assert [k.rsplit("_", 1)[0] for k in got] == [u for u in ref if f"{u}_000000-{len(ref[u]):06d}" in got]
+        for key, arr in got.items():
+            want = ref[key.rsplit("_", 1)[0]]
+            assert arr.shape == want.shape
+            np.testing.assert_allclose(arr, want, rtol=0, atol=1e-5)
+            n_exact += int((arr == want).sum())
+            n_total += arr.size
+    assert n_exact / n_total > 0.5  # most values are bit-identical
+    assert not any(p.name.startswith(".prepare-raw-") for p in (tmp_path / "out" / "tones").iterdir())

@@ -12,6 +12,15 @@ validation,test}.txt``. Output for dataset ``name`` under ``out``::
 
 Word-token frames index into the (normalised) utterance arrays, so a word archive is exactly the
 slices of the utterance archive that its keys name.
+
+Memory stays bounded whatever the corpus size (features stream utterance by utterance, in two passes):
+pass 1 computes each file's features in a pool of ``jobs`` processes, each of which writes its raw
+features to a temporary folder beside the output and returns only its frame count and per-dimension
+mean and sum of squared deviations; the parent merges those into per-speaker statistics (Chan et al.'s
+pairwise update, float64). Pass 2 normalises one utterance at a time while writing the archives member
+by member (:class:`NpzWriter`, atomic). The archives hold the same keys in the same order as the
+all-in-memory :func:`~speechreps.data.features.speaker_cmvn` would give, with values equal to within
+float32 rounding (the per-speaker mean and standard deviation are summed in another order).
 """
 
 from __future__ import annotations
@@ -21,6 +30,8 @@ import json
 import os
 import random
 import re
+import tempfile
+import zipfile
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -30,7 +41,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import UserError, WarningCounter
-from ..fileio import write_json, write_text
+from ..fileio import atomic_path, write_json, write_text
 from .alignments import TermPair, WordAlignment, read_speaker_list, read_wrd
 from .archive import SpeakerRule, format_key, save_archive, speaker_rule
 from .features import SAMPLE_RATE, FeatureConfig, compute_features, load_audio, speaker_cmvn
@@ -155,6 +166,70 @@ def compute_corpus_features(
     return feats, samples
 
 
+def _raw_to_disk(args: tuple[Path, FeatureConfig, Path]) -> tuple[int, int, np.ndarray, np.ndarray]:
+    """Pass 1 for one file: raw features to ``out`` (.npy); returns frames, samples, mean and M2 (float64)."""
+    path, cfg, out = args
+    feats, n_samples = _features_of((path, cfg))
+    np.save(out, feats)
+    x = feats.astype(np.float64)
+    mean = x.mean(axis=0)
+    return len(feats), n_samples, mean, ((x - mean) ** 2).sum(axis=0)
+
+
+def _merge(a: tuple[int, np.ndarray, np.ndarray], b: tuple[int, np.ndarray, np.ndarray]):
+    """Combine (count, mean, M2) of two frame sets (Chan, Golub & LeVeque)."""
+    na, ma, m2a = a
+    nb, mb, m2b = b
+    n = na + nb
+    delta = mb - ma
+    return n, ma + delta * (nb / n), m2a + m2b + delta**2 * (na * nb / n)
+
+
+def raw_features_to_disk(files: dict[str, Path], cfg: FeatureConfig, out_dir: Path, jobs: int | None = None,
+                         progress: bool = True) -> dict[str, tuple[Path, int, int, np.ndarray, np.ndarray]]:
+    """Pass 1: ``utt -> (raw .npy path, frames, samples, mean, M2)``, in parallel over files; bounded memory."""
+    from tqdm import tqdm
+
+    jobs = jobs or os.cpu_count() or 1
+    keys = list(files)
+    paths = {k: out_dir / f"{i:08d}.npy" for i, k in enumerate(keys)}
+    tasks = [(files[k], cfg, paths[k]) for k in keys]
+    bar = tqdm(total=len(keys), desc="features", unit="utt", disable=not progress, leave=False)
+    results = []
+    if jobs == 1 or len(keys) < 8:
+        for t in tasks:
+            results.append(_raw_to_disk(t))
+            bar.update()
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            for r in pool.map(_raw_to_disk, tasks, chunksize=8):
+                results.append(r)
+                bar.update()
+    bar.close()
+    return {k: (paths[k], *r) for k, r in zip(keys, results)}
+
+
+class NpzWriter:
+    """Write an ``.npz`` member by member (what ``np.savez`` writes, without holding all arrays), atomically."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._ctx = atomic_path(self.path, suffix=".npz")
+
+    def __enter__(self) -> "NpzWriter":
+        tmp = self._ctx.__enter__()
+        self._zip = zipfile.ZipFile(tmp, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True)
+        return self
+
+    def add(self, key: str, array: np.ndarray) -> None:
+        with self._zip.open(key + ".npy", "w", force_zip64=True) as fh:
+            np.lib.format.write_array(fh, np.asarray(array, dtype=np.float32), allow_pickle=False)
+
+    def __exit__(self, *exc) -> None:
+        self._zip.close()
+        self._ctx.__exit__(*exc)
+
+
 def _fingerprint(corpus: AudioCorpus, options: PrepareOptions) -> str:
     h = hashlib.sha256()
     h.update(json.dumps(options.to_dict(), sort_keys=True).encode())
@@ -263,12 +338,38 @@ def prepare_corpus(
         raise UserError(f"corpus {corpus.root}: no usable word alignments")
 
     files = {u: p for u, p in corpus.audio.items() if speaker_of[u] in split_of_speaker}
-    raw, samples = compute_corpus_features(files, options.features, jobs=jobs, progress=progress)
-    feats = speaker_cmvn(raw, {u: speaker_of[u] for u in raw})
-    del raw
+    ds_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".prepare-raw-", dir=ds_dir) as raw_dir:
+        return _prepare_streaming(corpus, out_dir, ds_dir, name, options, fingerprint, t0, speaker_of,
+                                  split_of_speaker, unassigned, words, problems, files, Path(raw_dir), jobs,
+                                  progress)
+
+
+def _prepare_streaming(corpus, out_dir, ds_dir, name, options, fingerprint, t0, speaker_of, split_of_speaker,
+                       unassigned, words, problems, files, raw_dir: Path, jobs, progress) -> dict:
+    """Pass 1 (raw features to ``raw_dir``, per-speaker statistics), then pass 2 (normalise while writing)."""
+    import time
+
+    raw = raw_features_to_disk(files, options.features, raw_dir, jobs=jobs, progress=progress)
+    samples = {u: r[2] for u, r in raw.items()}
+    n_frames = {u: r[1] for u, r in raw.items()}
+    stats: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}
+    for u, (_, n, _, mean, m2) in raw.items():
+        spk = speaker_of[u]
+        stats[spk] = (n, mean, m2) if spk not in stats else _merge(stats[spk], (n, mean, m2))
+    norm = {}
+    for spk, (n, mean, m2) in stats.items():
+        std = np.sqrt(m2 / n)
+        std[std < 1e-8] = 1.0  # as speaker_cmvn: zero-variance dimensions only mean-normalised
+        norm[spk] = (mean, std)
+
+    def normalised(u: str, start: int = 0, end: int | None = None) -> np.ndarray:
+        x = np.load(raw[u][0], mmap_mode="r")[start:end]
+        mean, std = norm[speaker_of[u]]
+        return ((x - mean) / std).astype(np.float32)
 
     hop = options.features.hop_ms / 1000
-    tokens: dict[str, dict[str, np.ndarray]] = {s: {} for s in SPLITS}
+    tokens: dict[str, dict[str, tuple[str, int, int]]] = {s: {} for s in SPLITS}  # key -> (utt, start, end)
     pair_tokens: list[tuple[str, str, int, int]] = []
     n_words_in_range = 0
     for w in words:
@@ -278,14 +379,14 @@ def prepare_corpus(
             continue
         n_words_in_range += 1
         start, end = w.frames(hop)
-        end = min(end, len(feats[w.utt]))
+        end = min(end, n_frames[w.utt])
         if end <= start:
             continue
         label = _label(w.word)
         split = split_of_speaker[speaker_of[w.utt]]
         n = end - start
         if n >= options.min_frames and len(w.word) >= options.min_chars:
-            tokens[split][format_key(w.utt, start, end, label)] = feats[w.utt][start:end]
+            tokens[split][format_key(w.utt, start, end, label)] = (w.utt, start, end)
         if split == "train" and n >= options.pair_min_frames and len(w.word) >= options.pair_min_chars:
             pair_tokens.append((label, w.utt, start, end))
     problems.report()
@@ -293,19 +394,24 @@ def prepare_corpus(
     entries: dict[str, str | Path] = {"speaker_rule": options.speaker_rule}
     summary_splits = {}
     for split in SPLITS:
-        utt_arrays = {
-            format_key(u, 0, len(f)): f for u, f in feats.items() if split_of_speaker[speaker_of[u]] == split
-        }
-        if not utt_arrays:
+        utts = [u for u in raw if split_of_speaker[speaker_of[u]] == split]
+        if not utts:
             continue
-        entries[f"{split}_data"] = save_archive(ds_dir / f"{split}_utterances.npz", utt_arrays)
+        with NpzWriter(ds_dir / f"{split}_utterances.npz") as writer:
+            for u in utts:
+                writer.add(format_key(u, 0, n_frames[u]), normalised(u))
+        entries[f"{split}_data"] = writer.path
         if tokens[split]:
-            entries[f"{split}_words"] = save_archive(ds_dir / f"{split}_words.npz", tokens[split])
+            with NpzWriter(ds_dir / f"{split}_words.npz") as writer:
+                for key, (u, start, end) in tokens[split].items():
+                    writer.add(key, normalised(u, start, end))
+            entries[f"{split}_words"] = writer.path
+        frames = sum(n_frames[u] for u in utts)
         summary_splits[split] = {
-            "speakers": sorted({speaker_of[u] for u in feats if split_of_speaker[speaker_of[u]] == split}),
-            "utterances": len(utt_arrays),
-            "frames": int(sum(len(f) for f in utt_arrays.values())),
-            "hours": round(sum(len(f) for f in utt_arrays.values()) * hop / 3600, 4),
+            "speakers": sorted({speaker_of[u] for u in utts}),
+            "utterances": len(utts),
+            "frames": int(frames),
+            "hours": round(frames * hop / 3600, 4),
             "word_tokens": len(tokens[split]),
             "word_types": len({k.split("_", 1)[0] for k in tokens[split]}),
         }
@@ -330,5 +436,5 @@ def prepare_corpus(
         "unassigned_speakers": unassigned,
         "seconds": round(time.time() - t0, 2),
     }
-    write_json(manifest_path, summary)
+    write_json(ds_dir / "prepare.json", summary)
     return summary
