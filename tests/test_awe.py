@@ -229,3 +229,27 @@ def test_cli_errors_are_one_line(tmp_path, monkeypatch, capsys, argv, message):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("speechreps: error:") and message in err[0], err
+
+
+def test_compare_plan_and_main_job_results(tmp_path):
+    from speechreps.awe.compare import format_table, plan, plan_from_results
+
+    run = tmp_path / "runs" / "main"
+    for ds in ("synth_en", "synth_tn"):
+        for rep in ("cpc", "apc"):
+            (run / "models" / "s0" / ds / rep).mkdir(parents=True)
+    training = {f"{rep}:{ds}:s0": {"rep": rep, "dataset": ds, "seed": 0, "ckpt_dir": f"runs/main/models/s0/{ds}/{rep}"}
+                for ds in ("synth_en", "synth_tn") for rep in ("cpc", "apc")}
+    (run / "results.json").write_text(json.dumps({"meta": {"data_paths": "data/data_paths.json", "seeds": [0],
+                                                           "datasets": ["synth_en", "synth_tn"]}, "training": training}))
+    data_paths, datasets, feature_sets, seed = plan_from_results(run)
+    assert datasets == ["synth_en", "synth_tn"] and seed == 0
+    assert feature_sets["cpc"]["synth_tn"] == run / "models" / "s0" / "synth_tn" / "cpc"
+    jobs = plan(datasets, feature_sets)
+    got = [(j.features, j.trained_on, j.dataset) for j in jobs]
+    assert got == [("mfcc", None, "synth_en"), ("apc", "synth_en", "synth_en"), ("cpc", "synth_en", "synth_en"),
+                   ("mfcc", None, "synth_tn"), ("apc", "synth_tn", "synth_tn"), ("cpc", "synth_tn", "synth_tn"),
+                   ("apc", "synth_en", "synth_tn"), ("cpc", "synth_en", "synth_tn")]
+    table = format_table([{"features": "mfcc", "trained_on": None, "dataset": "synth_en", "dim": 39,
+                           "test_downsample_ap": 0.4, "test_cae_rnn_ap": 0.5, "train_seconds": 12.0}])
+    assert "| mfcc | - | synth_en | 39 | 0.400 | 0.500 |" in table
