@@ -253,3 +253,15 @@ def test_compare_plan_and_main_job_results(tmp_path):
     table = format_table([{"features": "mfcc", "trained_on": None, "dataset": "synth_en", "dim": 39,
                            "test_downsample_ap": 0.4, "test_cae_rnn_ap": 0.5, "train_seconds": 12.0}])
     assert "| mfcc | - | synth_en | 39 | 0.400 | 0.500 |" in table
+
+
+def test_normalized_inputs_are_kept_in_the_model(tmp_path):
+    data_paths = make_word_dataset(tmp_path)
+    ds = load_dataset(data_paths, "two")
+    cfg = tiny_cfg(num_epochs=1, normalize_inputs=True)
+    train_awe(cfg, ds, MFCCInput(), tmp_path / "ck", device="cpu", log=lambda m: None, progress=False, tensorboard=False)
+    model, _ = load_awe(tmp_path / "ck")
+    frames = np.concatenate(list(load_archive(tmp_path / "two" / "train_words.npz").values()))
+    np.testing.assert_allclose(model.input_mean.numpy(), frames.mean(0), atol=1e-5)
+    x = torch.from_numpy(frames[None, :5])
+    torch.testing.assert_close(model.normalize(x), (x - model.input_mean) / model.input_std)

@@ -45,6 +45,9 @@ class AWEConfig(TrainingConfig):
       training only (0 = never; Kamper's recipe used 100). Embedding never cuts.
     - ``frame_stride``: the CAE-RNN reads (and reconstructs) every ``frame_stride``-th frame only
       (1 = every frame, as in the paper; 2-3 trade a little resolution for 2-3x faster training).
+    - ``normalize_inputs``: standardise every input dimension with the mean and standard deviation
+      of the training segments (kept in the model). MFCCs are already normalised per speaker;
+      learned features are not, and some have a small or uneven scale.
     - ``downsample_n`` / ``downsample_method``: the downsampling baseline (``fourier`` as in
       SPEC.md, or ``interpolate``, linear).
     """
@@ -66,6 +69,7 @@ class AWEConfig(TrainingConfig):
     max_pairs_per_word: int = 100
     max_frames: int = 0
     frame_stride: int = 1
+    normalize_inputs: bool = False
     downsample_n: int = 10
     downsample_method: str = "fourier"
 

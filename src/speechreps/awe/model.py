@@ -46,6 +46,22 @@ class CAERNN(nn.Module):
         self.to_embedding = nn.Linear(cfg.enc_hidden_dim * n_dir, cfg.embedding_dim)
         self.decoder = nn.GRU(cfg.embedding_dim, cfg.dec_hidden_dim, cfg.dec_num_layers, batch_first=True)
         self.to_frames = nn.Linear(cfg.dec_hidden_dim, d)
+        if cfg.normalize_inputs:  # per-dimension statistics of the training segments (set_normalization)
+            self.register_buffer("input_mean", torch.zeros(d))
+            self.register_buffer("input_std", torch.ones(d))
+
+    def set_normalization(self, mean, std) -> None:
+        """Standardise input and target frames with these per-dimension statistics (``normalize_inputs``)."""
+        if not self.cfg.normalize_inputs:
+            raise ValueError("set_normalization needs a model built with normalize_inputs: true")
+        self.input_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.input_std.copy_(torch.as_tensor(std, dtype=torch.float32).clamp(min=1e-5))
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) frames standardised per dimension when ``normalize_inputs``, else as they are."""
+        if not self.cfg.normalize_inputs:
+            return x
+        return (x - self.input_mean) / self.input_std
 
     @property
     def embedding_dim(self) -> int:
@@ -56,7 +72,7 @@ class CAERNN(nn.Module):
 
         The encoder runs on packed sequences, so an embedding does not depend on padding.
         """
-        x, lengths = self.stride(x, lengths)
+        x, lengths = self.stride(self.normalize(x), lengths)
         packed = pack_padded_sequence(x, lengths.detach().cpu().clamp(min=1), batch_first=True, enforce_sorted=False)
         _, h = self.encoder(packed)  # h: (layers * dirs, B, H)
         if self.cfg.bidirectional:
@@ -83,7 +99,7 @@ class CAERNN(nn.Module):
 
     def loss(self, batch: SequencePairBatch) -> tuple[torch.Tensor, dict[str, float]]:
         """Masked squared error between the decoder's output and the target ``y``."""
-        y, y_lengths = self.stride(batch.y, batch.y_lengths)
+        y, y_lengths = self.stride(self.normalize(batch.y), batch.y_lengths)
         y_hat = self(batch.x, batch.x_lengths, y.shape[1])  # (B, Ty, D)
         return masked_mse(y_hat, y, y_lengths), {}
 

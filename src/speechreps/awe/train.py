@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from ..errors import UserError, WarningCounter
 from .config import AWEConfig, awe_config_from_dict
 from .data import ArchiveInput, InputFeatures, MFCCInput, ModelInput, SegmentPairDataset, make_training_set, training_pairs
@@ -113,6 +115,9 @@ def train_awe(cfg: AWEConfig, ds, inputs: InputFeatures, ckpt_dir: str | Path, p
 
     seed_everything(cfg.seed)
     model = CAERNN(cfg)
+    if cfg.normalize_inputs:
+        frames = np.concatenate([np.asarray(v, dtype=np.float64) for v in tp.segments.values()])
+        model.set_normalization(frames.mean(axis=0), frames.std(axis=0))
     seconds, history = 0.0, []
     if cfg.ae_num_epochs > 0 and load_from_epoch is None:
         ae_dir = ckpt_dir / AE_TYPE
