@@ -34,7 +34,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -330,5 +330,3 @@ def make_training_set(dataset: SegmentPairDataset, batch_size: int, num_buckets:
     sampler = BucketBatchSampler(dataset.lengths, batch_size, num_buckets, seed=seed)
     return TrainingSet(dataset, sampler, describe)
 
-
-Log = Callable[[str], None]
