@@ -7,6 +7,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """One torch thread for every test: the models here are tiny, so intra-op threads only add
+    synchronisation, which costs a lot on a busy 2-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 TONE_WORDS = {"alpha": 300.0, "bravo": 700.0, "charlie": 1300.0, "echo": 2100.0}
 
 

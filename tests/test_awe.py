@@ -20,14 +20,6 @@ from speechreps.data.registry import load_dataset, register_dataset
 from speechreps.errors import UserError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny_cfg(**kw):
     base = dict(num_epochs=2, batch_size=8, num_buckets=1, input_dim=6, embedding_dim=8, enc_hidden_dim=16,
                 enc_num_layers=2, dec_hidden_dim=16, dec_num_layers=1, validate_every=1, checkpoint_interval=1,

@@ -6,20 +6,11 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from speechreps import cli, legacy_cli, pipeline
 from speechreps.data.archive import load_archive, parse_word_key
 
 from test_datasets import make_toy_dataset, write_config
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture

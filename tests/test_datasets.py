@@ -14,15 +14,6 @@ from speechreps.data.alignments import TermPair, write_term_pairs
 from speechreps.data.archive import format_key, save_archive
 from speechreps.data.registry import load_dataset, register_dataset
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: small models run faster, and a loaded machine does not thrash."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 WORDS = ("alpha", "bravo", "charlie", "delta")
 
 

@@ -15,14 +15,6 @@ from speechreps.models import build_model
 from test_datasets import TINY_CONFIG, make_toy_dataset
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
     return load_dataset(make_toy_dataset(tmp_path_factory.mktemp("toy")), "toy")

@@ -27,15 +27,6 @@ TINY = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: intra-op threads only cost (and cost a lot on a busy machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make(name: str):
     rep_type = "apc" if name == "apc_aux" else name
     torch.manual_seed(0)

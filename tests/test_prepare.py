@@ -1,5 +1,4 @@
 import json
-import warnings
 
 import numpy as np
 import pytest
@@ -48,7 +47,7 @@ def test_prepare_is_cached_and_deterministic(tone_corpus, tmp_path):
     assert again.get("reused") and again["fingerprint"] == first["fingerprint"]
     changed = prepare_corpus(tone_corpus, tmp_path / "o", "tones", PrepareOptions(min_frames=10), jobs=1, progress=False)
     assert not changed.get("reused")
-    other = prepare_corpus(tone_corpus, tmp_path / "p", "tones", PrepareOptions(min_frames=10), jobs=2, progress=False)
+    prepare_corpus(tone_corpus, tmp_path / "p", "tones", PrepareOptions(min_frames=10), jobs=2, progress=False)
     a = load_archive(tmp_path / "o" / "tones" / "test_words.npz")
     b = load_archive(tmp_path / "p" / "tones" / "test_words.npz")
     assert list(a) == list(b) and all(np.array_equal(a[k], b[k]) for k in a)

@@ -17,15 +17,6 @@ from speechreps.train.trainer import Trainer, seed_everything
 from test_datasets import TINY_CONFIG, make_toy_dataset
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: small models run faster, and a loaded machine does not thrash."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
     root = tmp_path_factory.mktemp("toy")

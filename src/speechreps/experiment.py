@@ -30,7 +30,7 @@ import numpy as np
 
 from . import __version__
 from .errors import UserError
-from .fileio import write_json, write_text
+from .fileio import write_json
 from .stages import StageCache, fingerprint
 
 REPRESENTATION_TYPES = ("apc", "cpc", "capc", "frame_ae", "frame_cae")

@@ -41,10 +41,10 @@ import numpy as np
 
 from .. import __version__
 from ..errors import UserError, WarningCounter
-from ..fileio import atomic_path, write_json, write_text
+from ..fileio import atomic_path, write_json
 from .alignments import TermPair, WordAlignment, read_speaker_list, read_wrd
-from .archive import SpeakerRule, format_key, save_archive, speaker_rule
-from .features import SAMPLE_RATE, FeatureConfig, compute_features, load_audio, speaker_cmvn
+from .archive import format_key, speaker_rule
+from .features import SAMPLE_RATE, FeatureConfig, compute_features, load_audio
 from .registry import SPLITS, register_dataset
 
 AUDIO_SUFFIXES = (".wav", ".flac")
