@@ -30,7 +30,6 @@ and target separately, each with its own lengths.
 from __future__ import annotations
 
 import random
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ import numpy as np
 import torch
 
 from ..data.archive import format_key, load_archive, parse_word_key
+from ..data.alignments import same_label_pairs
 from ..data.pairs import SegmentLookup
 from ..errors import UserError, WarningCounter
 
@@ -208,17 +208,9 @@ def pairs_from_term_pairs(term_pairs, utterances: Mapping[str, np.ndarray],
 def pairs_from_word_tokens(words: Mapping[str, np.ndarray], max_pairs_per_word: int = 100,
                            seed: int = 0) -> tuple[dict[str, np.ndarray], list[tuple[str, str]]]:
     """All same-label pairs of a word-token archive (a random ``max_pairs_per_word`` per type at most)."""
-    rng = random.Random(seed)
-    by_label: dict[str, list[str]] = defaultdict(list)
-    for key in words:
-        by_label[parse_word_key(key).label].append(key)
-    pairs = []
-    for label in sorted(by_label):
-        keys = by_label[label]
-        combos = [(i, j) for i in range(len(keys)) for j in range(i + 1, len(keys))]
-        if len(combos) > max_pairs_per_word:
-            combos = sorted(rng.sample(combos, max_pairs_per_word))
-        pairs += [(keys[i], keys[j]) for i, j in combos]
+    keys = list(words)
+    index_pairs = same_label_pairs([parse_word_key(k).label for k in keys], max_pairs_per_word, seed)
+    pairs = [(keys[i], keys[j]) for i, j in index_pairs]
     if not pairs:
         raise UserError("the training word tokens hold no two tokens of one word: no pairs to train on")
     used = {k for pair in pairs for k in pair}

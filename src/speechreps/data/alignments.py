@@ -10,6 +10,9 @@ Term pairs (the output of unsupervised term discovery, in frames):
 from __future__ import annotations
 
 import os
+import random
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,3 +135,24 @@ def read_speaker_list(path: str | os.PathLike) -> list[str]:
         return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
     except OSError as exc:
         raise UserError(f"speaker list {path} cannot be read: {exc}") from None
+
+
+def same_label_pairs(labels: Sequence[str], max_per_label: int, seed: int) -> list[tuple[int, int]]:
+    """Index pairs ``(i, j)``, ``i < j``, of items with equal labels: ground-truth word pairs.
+
+    Grouped by label in sorted order, items in input order; a label with more than
+    ``max_per_label`` pairs keeps a random ``max_per_label`` of them (fixed by ``seed``), so that
+    frequent words do not dominate.
+    """
+    rng = random.Random(seed)
+    by_label: dict[str, list[int]] = defaultdict(list)
+    for index, label in enumerate(labels):
+        by_label[label].append(index)
+    out: list[tuple[int, int]] = []
+    for label in sorted(by_label):
+        items = by_label[label]
+        combos = [(a, b) for a in range(len(items)) for b in range(a + 1, len(items))]
+        if len(combos) > max_per_label:
+            combos = sorted(rng.sample(combos, max_per_label))
+        out += [(items[a], items[b]) for a, b in combos]
+    return out

@@ -22,7 +22,6 @@ A segment pair ``(a, b)`` is aligned by DTW (cosine distance between frames, ste
 
 from __future__ import annotations
 
-import random
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -30,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError, WarningCounter
-from .alignments import TermPair
+from .alignments import TermPair, same_label_pairs
 from .archive import load_archive, parse_utterance_key, parse_word_key
 
 try:  # numba is a dependency; the pure-Python fallback only keeps imports working without it
@@ -197,17 +196,9 @@ def segments_from_word_tokens(
     words: Mapping[str, np.ndarray], max_pairs_per_word: int = 100, seed: int = 0
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Ground-truth pairs from a word-token archive: tokens of one label (at most ``max_pairs_per_word``)."""
-    rng = random.Random(seed)
-    by_label: dict[str, list[str]] = defaultdict(list)
-    for key in words:
-        by_label[parse_word_key(key).label].append(key)
-    out = []
-    for label in sorted(by_label):
-        keys = by_label[label]
-        combos = [(i, j) for i in range(len(keys)) for j in range(i + 1, len(keys))]
-        if len(combos) > max_pairs_per_word:
-            combos = sorted(rng.sample(combos, max_pairs_per_word))
-        out += [(words[keys[i]], words[keys[j]]) for i, j in combos]
+    keys = list(words)
+    index_pairs = same_label_pairs([parse_word_key(k).label for k in keys], max_pairs_per_word, seed)
+    out = [(words[keys[i]], words[keys[j]]) for i, j in index_pairs]
     if not out:
         raise UserError("the training word tokens hold no two tokens of one word: no pairs to train on")
     return out

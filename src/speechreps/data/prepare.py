@@ -28,11 +28,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import re
 import tempfile
 import zipfile
-from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,7 +40,7 @@ import numpy as np
 from .. import __version__
 from ..errors import UserError, WarningCounter
 from ..fileio import atomic_path, write_json
-from .alignments import TermPair, WordAlignment, read_speaker_list, read_wrd
+from .alignments import TermPair, WordAlignment, read_speaker_list, read_wrd, same_label_pairs
 from .archive import format_key, speaker_rule
 from .features import SAMPLE_RATE, FeatureConfig, compute_features, load_audio
 from .registry import SPLITS, register_dataset
@@ -257,20 +255,10 @@ def ground_truth_pairs(
     ``tokens`` are ``(word, utt, start, end)`` frames. Which pairs survive the cap is random but
     fixed by ``seed``.
     """
-    rng = random.Random(seed)
-    by_word: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
-    for word, utt, start, end in tokens:
-        by_word[word].append((utt, start, end))
     pairs = []
-    for word in sorted(by_word):
-        occ = by_word[word]
-        all_pairs = [(i, j) for i in range(len(occ)) for j in range(i + 1, len(occ))]
-        if len(all_pairs) > max_per_word:
-            all_pairs = rng.sample(all_pairs, max_per_word)
-            all_pairs.sort()
-        for i, j in all_pairs:
-            (u1, s1, e1), (u2, s2, e2) = occ[i], occ[j]
-            pairs.append(TermPair(word, u1, s1, e1, u2, s2, e2))
+    for i, j in same_label_pairs([t[0] for t in tokens], max_per_word, seed):
+        (word, u1, s1, e1), (_, u2, s2, e2) = tokens[i], tokens[j]
+        pairs.append(TermPair(word, u1, s1, e1, u2, s2, e2))
     return pairs
 
 
