@@ -185,7 +185,8 @@ def plan_from_results(run_dir: str | Path, seed: int | None = None) -> tuple[Pat
     """``(data_paths, datasets, feature_sets, seed)`` of a main-job run folder's ``results.json``.
 
     ``feature_sets`` holds every trained model of ``seed`` (default: the run's first seed).
-    Relative paths are tried against the current folder, then the run folder and its parents.
+    Models are looked up in the run folder's own layout (``models/s<seed>/<dataset>/<type>``), else
+    by their recorded path, tried against the current folder, then the run folder and its parents.
     """
     run_dir = Path(run_dir)
     path = run_dir / "results.json"
@@ -203,10 +204,11 @@ def plan_from_results(run_dir: str | Path, seed: int | None = None) -> tuple[Pat
     for entry in training.values():
         if int(entry.get("seed", -1)) != seed:
             continue
-        ck = _resolve(entry["ckpt_dir"], run_dir)
+        # the run folder's own layout first: a relative ckpt_dir may also exist under the current
+        # folder, belonging to another run
+        ck = run_dir / "models" / f"s{seed}" / entry["dataset"] / entry["rep"]
         if not ck.is_dir():
-            alt = run_dir / "models" / f"s{seed}" / entry["dataset"] / entry["rep"]
-            ck = alt if alt.is_dir() else ck
+            ck = _resolve(entry["ckpt_dir"], run_dir)
         feature_sets.setdefault(entry["rep"], {})[entry["dataset"]] = ck
     if not feature_sets:
         raise UserError(f"{path}: no trained models of seed {seed}")
