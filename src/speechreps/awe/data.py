@@ -29,6 +29,7 @@ and target separately, each with its own lengths.
 
 from __future__ import annotations
 
+import abc
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -48,16 +49,18 @@ from ..errors import UserError, WarningCounter
 # Input features
 
 
-class InputFeatures:
+class InputFeatures(abc.ABC):
     """Frame-level features an AWE model reads (see the module docstring)."""
 
     name = "input"
 
+    @abc.abstractmethod
     def train_utterances(self, ds) -> Mapping[str, np.ndarray]:
-        raise NotImplementedError
+        """The training utterances in these features (term pairs are cut from them)."""
 
+    @abc.abstractmethod
     def words(self, ds, split: str) -> Mapping[str, np.ndarray]:
-        raise NotImplementedError
+        """The word tokens of ``split`` in these features."""
 
     def describe(self) -> str:
         return self.name
