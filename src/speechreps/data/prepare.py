@@ -138,27 +138,31 @@ def _features_of(args: tuple[Path, FeatureConfig]) -> tuple[np.ndarray, int]:
     return feats, len(audio)
 
 
+def _map_files(fn, tasks: list, jobs: int | None, progress: bool) -> list:
+    """``[fn(t) for t in tasks]`` in order, over a process pool when there is enough work, with a progress bar."""
+    from tqdm import tqdm
+
+    jobs = jobs or os.cpu_count() or 1
+    results = []
+    with tqdm(total=len(tasks), desc="features", unit="utt", disable=not progress, leave=False) as bar:
+        if jobs == 1 or len(tasks) < 8:
+            for t in tasks:
+                results.append(fn(t))
+                bar.update()
+        else:
+            with ProcessPoolExecutor(max_workers=jobs) as pool:
+                for r in pool.map(fn, tasks, chunksize=8):
+                    results.append(r)
+                    bar.update()
+    return results
+
+
 def compute_corpus_features(
     files: dict[str, Path], cfg: FeatureConfig, jobs: int | None = None, progress: bool = True
 ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """Features and sample counts of every utterance, in parallel over files."""
-    from tqdm import tqdm
-
-    jobs = jobs or os.cpu_count() or 1
     keys = list(files)
-    tasks = [(files[k], cfg) for k in keys]
-    bar = tqdm(total=len(keys), desc="features", unit="utt", disable=not progress, leave=False)
-    results = []
-    if jobs == 1 or len(keys) < 8:
-        for t in tasks:
-            results.append(_features_of(t))
-            bar.update()
-    else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            for r in pool.map(_features_of, tasks, chunksize=8):
-                results.append(r)
-                bar.update()
-    bar.close()
+    results = _map_files(_features_of, [(files[k], cfg) for k in keys], jobs, progress)
     feats = {k: r[0] for k, r in zip(keys, results)}
     samples = {k: r[1] for k, r in zip(keys, results)}
     return feats, samples
@@ -186,24 +190,9 @@ def _merge(a: tuple[int, np.ndarray, np.ndarray], b: tuple[int, np.ndarray, np.n
 def raw_features_to_disk(files: dict[str, Path], cfg: FeatureConfig, out_dir: Path, jobs: int | None = None,
                          progress: bool = True) -> dict[str, tuple[Path, int, int, np.ndarray, np.ndarray]]:
     """Pass 1: ``utt -> (raw .npy path, frames, samples, mean, M2)``, in parallel over files; bounded memory."""
-    from tqdm import tqdm
-
-    jobs = jobs or os.cpu_count() or 1
     keys = list(files)
     paths = {k: out_dir / f"{i:08d}.npy" for i, k in enumerate(keys)}
-    tasks = [(files[k], cfg, paths[k]) for k in keys]
-    bar = tqdm(total=len(keys), desc="features", unit="utt", disable=not progress, leave=False)
-    results = []
-    if jobs == 1 or len(keys) < 8:
-        for t in tasks:
-            results.append(_raw_to_disk(t))
-            bar.update()
-    else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            for r in pool.map(_raw_to_disk, tasks, chunksize=8):
-                results.append(r)
-                bar.update()
-    bar.close()
+    results = _map_files(_raw_to_disk, [(files[k], cfg, paths[k]) for k in keys], jobs, progress)
     return {k: (paths[k], *r) for k, r in zip(keys, results)}
 
 
