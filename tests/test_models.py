@@ -227,3 +227,35 @@ def test_cpc_accuracy_metric_and_any_batch_layout():
         b.speakers = torch.arange(n_spk).repeat_interleave(n_utt)
         loss, metrics = model.loss(b)
         assert torch.isfinite(loss) and 0 <= metrics["accuracy"] <= 1
+
+
+@pytest.mark.parametrize("source", ["speaker", "utterance"])
+def test_cpc_negatives_from_speaker_or_own_utterance(monkeypatch, source):
+    from speechreps.models import cpc as cpc_module
+
+    seen = {}
+
+    def spy(valid, groups, n):
+        neg = sample_negatives(valid, groups, n)
+        seen["groups"], seen["neg"], seen["T"] = groups.clone(), neg, valid.shape[1]
+        return neg
+
+    monkeypatch.setattr(cpc_module, "sample_negatives", spy)
+    cfg = config_from_dict(dict(TINY["cpc"], negatives_from=source), "cpc")
+    model = build_model("cpc", cfg)
+    lengths = torch.tensor([30, 25, 28, 30])
+    batch = UtteranceBatch(torch.randn(4, 30, D), lengths, torch.tensor([0, 0, 1, 1]))
+    model.loss(batch)
+    utt_of_neg = seen["neg"] // seen["T"]  # (B, T, N) utterance of each negative
+    for b in range(4):
+        negs = utt_of_neg[b, : lengths[b]]
+        if source == "utterance":
+            assert (negs == b).all()
+        else:
+            assert (batch.speakers[negs] == batch.speakers[b]).all()
+            assert (negs != b).any()  # the other utterance of the speaker is drawn too
+
+
+def test_cpc_negatives_from_is_validated():
+    with pytest.raises(UserError, match="negatives_from"):
+        config_from_dict(dict(TINY["cpc"], negatives_from="batch"), "cpc")

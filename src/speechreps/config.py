@@ -124,8 +124,11 @@ class CPCConfig(TrainingConfig):
     Per-frame encoder: ``enc_layers`` blocks Linear(enc_dim) + LayerNorm + ReLU, dropout after block
     ``enc_layers // 2 + 1`` (the original's place), then Linear -> z (``z_dim``); LSTM -> c (``c_dim``);
     one linear predictor per step k = 1..``num_pred_steps``; InfoNCE with ``num_negatives`` negatives from
-    the same speaker's utterances in the batch. Batches hold ``n_speakers_per_batch`` speakers x
-    ``n_utterances_per_speaker`` utterances, each cut to a random crop of ``seq_len`` frames.
+    the same speaker's utterances in the batch (``negatives_from: "speaker"``), or from the target's own
+    utterance only (``"utterance"``: a subset of the same speaker's frames that shares the utterance's
+    channel and noise, so that those cannot tell the target from a negative). Batches hold
+    ``n_speakers_per_batch`` speakers x ``n_utterances_per_speaker`` utterances, each cut to a random crop
+    of ``seq_len`` frames.
     """
 
     enc_dim: int = 512
@@ -138,9 +141,12 @@ class CPCConfig(TrainingConfig):
     n_utterances_per_speaker: int = 12
     seq_len: int = 100
     dropout: float = 0.5
+    negatives_from: str = "speaker"
 
     def check(self, bad) -> None:
         super().check(bad)
+        if self.negatives_from not in ("speaker", "utterance"):
+            bad("negatives_from", f'must be "speaker" or "utterance", got {self.negatives_from!r}')
         _positive(self, bad, "enc_dim", "enc_layers", "z_dim", "c_dim", "num_pred_steps", "num_negatives",
                   "n_speakers_per_batch", "n_utterances_per_speaker")
         if self.seq_len <= self.num_pred_steps:

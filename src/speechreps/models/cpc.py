@@ -7,7 +7,8 @@ against the true ``z_{t+k}`` and ``num_negatives`` other frames (InfoNCE).
 
 Negatives (:func:`sample_negatives`): for every real target frame, ``num_negatives`` frames drawn
 uniformly with replacement from the real frames of the utterances of the same speaker in the batch, never
-the target frame itself. Fallback: when a speaker has at most ``num_negatives`` real frames in the batch,
+the target frame itself (``negatives_from: "utterance"``: from the target's own utterance only).
+Fallback: when a speaker (utterance) has at most ``num_negatives`` real frames in the batch,
 its negatives come from all real frames of the batch (again never the target itself). Any batch layout
 of speakers x utterances works; the speakers come from ``UtteranceBatch.speakers``. One set of negatives
 per target frame is shared by the K predictions of that frame (k = 1..K each score it), which keeps the
@@ -111,7 +112,9 @@ class CPC(nn.Module):
         c, _ = self.context(z)  # (B, T, C)
         preds = self.predictors(c).reshape(B, T, K, Z)  # preds[:, t, k] guesses z[:, t + k + 1]
 
-        neg_index = sample_negatives(valid, batch.speakers, N)  # (B, T, N)
+        # negatives_from "utterance": every utterance its own group (same speaker, same channel and noise)
+        groups = batch.speakers if cfg.negatives_from == "speaker" else torch.arange(B, device=x.device)
+        neg_index = sample_negatives(valid, groups, N)  # (B, T, N)
         z_flat = z.reshape(B * T, Z)
         candidates = torch.cat([z[:, :, None, :], z_flat[neg_index]], dim=2)  # (B, T, 1+N, Z), target u
         # align predictions with their targets: for target frame u and step k, the prediction made at u-k-1
