@@ -10,7 +10,11 @@ Stages (each skipped when its recorded inputs are unchanged, see :mod:`speechrep
    validation and test words (in context) into the run folder and score them, downsampled and
    DTW, all and cross-speaker positives; the cross-lingual rows use a model trained on the first
    dataset and the words of the others;
-6. ``report``          ``report.md`` + figures, and the table printed at the end.
+6. ``awe`` (``--awe``)  the acoustic-word-embedding comparison of :mod:`speechreps.awe.compare`: a
+   CAE-RNN (the config's ``awe`` section) on MFCC and on each trained model's features of the first
+   seed, per dataset and cross-lingual, beside downsampling; its rows are cached per job in
+   ``RUN/awe/`` like the stages;
+7. ``report``          ``report.md`` + figures, and the table printed at the end.
 
 A user's own datasets (``--dataset NAME`` with ``--data-paths``) replace stages 1-2.
 """
@@ -56,6 +60,7 @@ class MainJobOptions:
     jobs: int | None = None
     device: str | None = None
     cross_lingual: bool = True
+    awe: bool = False
     progress: bool = True
     log: Callable[[str], None] = field(default=print, repr=False)
 
@@ -259,6 +264,10 @@ def run_main_job(opts: MainJobOptions) -> Path:
         load_config(config_file, rep)  # validate every section used before hours of work
     if "frame_cae" in types and "frame_ae" not in types:
         load_config(config_file, "frame_ae")
+    if opts.awe:
+        from .awe.config import load_awe_config
+
+        load_awe_config(config_file)
     opts.run_dir.mkdir(parents=True, exist_ok=True)
     cache = StageCache(opts.run_dir, opts.force, log=opts.log)
 
@@ -297,6 +306,8 @@ def run_main_job(opts: MainJobOptions) -> Path:
                         fingerprint("evaluate", fp_train, data_fps[target]),
                         lambda: _evaluate_model(rep, ckpt_dir, config_path, data_paths, name, target, seed, opts))
 
+    awe_table = _awe_comparison(config_file, data_paths, names, training, seeds[0], opts, cache) if opts.awe else None
+
     from .report import write_report
 
     meta = {
@@ -316,9 +327,32 @@ def run_main_job(opts: MainJobOptions) -> Path:
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     results = {"meta": meta, "rows": rows, "training": training}
+    if awe_table:
+        results["awe"] = awe_table
     write_json(opts.run_dir / "results.json", results)
     report = write_report(opts.run_dir, results, data_paths)
     return report
+
+
+def _awe_comparison(config_file: Path, data_paths: Path, names: list[str], training: dict[str, dict], seed: int,
+                    opts: MainJobOptions, cache: StageCache) -> str:
+    """Run (or reuse) the AWE comparison on the trained models of ``seed``; returns its markdown tables."""
+    from .awe.compare import compare, format_table
+    from .awe.config import load_awe_config
+
+    cfg = load_awe_config(config_file)
+    feature_sets: dict[str, dict[str, Path]] = {}
+    for entry in training.values():
+        if entry["seed"] == seed:
+            feature_sets.setdefault(entry["rep"], {})[entry["dataset"]] = Path(entry["ckpt_dir"])
+    t0 = time.time()
+    rows = compare(data_paths, names, feature_sets, cfg, opts.run_dir / "awe", seed=seed, log=opts.log,
+                   cross_lingual=opts.cross_lingual, device=opts.device, progress=opts.progress)
+    cache.timings["awe"] = round(time.time() - t0, 1)
+    return (f"CAE-RNN (config section `awe`, seed {seed}) on each input feature type, beside downsampling "
+            f"({cfg.downsample_n} frames, {cfg.downsample_method}); same-different AP of the embeddings, cosine "
+            f"distance. Test words:\n\n{format_table(rows, 'test')}\n\nValidation words:\n\n"
+            f"{format_table(rows, 'validation')}")
 
 
 def _version(module: str) -> str:

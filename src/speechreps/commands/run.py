@@ -37,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="redo stages even if up to date: all with no argument, or kinds/names such as train, "
                         "evaluate:cpc:synth_en:synth_en:s0")
     p.add_argument("--no-cross-lingual", action="store_true", help="skip the cross-lingual rows")
+    p.add_argument("--awe", action="store_true",
+                   help="also train a CAE-RNN acoustic word embedding model on MFCC and on each trained model's "
+                        "features (the config's awe section) and add that table to the report")
     p.add_argument("--jobs", type=int, default=None, help="CPU threads/processes (default: all cores)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -54,10 +57,13 @@ def run(args: argparse.Namespace) -> int:
         run_dir=args.out, data_dir=args.data_dir, config=args.config, languages=tuple(args.languages),
         datasets=args.dataset, data_paths=args.data_paths, only=args.only, seeds=args.seeds, base_seed=args.seed,
         corpus_minutes=args.corpus_minutes, corpus_speakers=args.corpus_speakers, force=force,
-        jobs=args.jobs, device=args.device, cross_lingual=not args.no_cross_lingual, progress=not args.no_progress,
+        jobs=args.jobs, device=args.device, cross_lingual=not args.no_cross_lingual, awe=args.awe,
+        progress=not args.no_progress,
     )
     report = run_main_job(opts)
     print()
     print((report.parent / "table.md").read_text())
+    if args.awe:
+        print((report.parent / "awe" / "awe_compare.md").read_text())
     print(f"report: {report}")
     return 0
