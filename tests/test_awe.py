@@ -59,10 +59,10 @@ def make_word_dataset(root, n_per_word: int = 8, seed: int = 0) -> str:
 # -- the model ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("stride", [1, 3])
-def test_padding_changes_no_loss(stride):
+@pytest.mark.parametrize("stride, mode", [(1, "subsample"), (3, "subsample"), (3, "mean")])
+def test_padding_changes_no_loss(stride, mode):
     torch.manual_seed(0)
-    model = CAERNN(tiny_cfg(frame_stride=stride))
+    model = CAERNN(tiny_cfg(frame_stride=stride, stride_mode=mode))
     rng = np.random.default_rng(1)
     x = torch.from_numpy(word("alpha", rng, 10))[None]
     y = torch.from_numpy(word("alpha", rng, 7))[None]
@@ -82,6 +82,16 @@ def test_padding_changes_no_loss(stride):
     torch.testing.assert_close(masked_mse(y_hat[:1], y[:1], y_lengths[:1]), plain)
     # the embedding ignores padding too
     torch.testing.assert_close(model.embed(xp, torch.tensor([10])), model.embed(x, torch.tensor([10])))
+
+
+def test_mean_stride_averages_each_run_of_real_frames():
+    model = CAERNN(tiny_cfg(frame_stride=3, stride_mode="mean"))
+    x = torch.arange(8.0)[None, :, None].repeat(2, 1, 6)  # frame t holds t in every dimension
+    x[1, 4:] = 1000.0  # padding of sequence 1 (length 4)
+    y, lengths = model.stride(x, torch.tensor([8, 4]))
+    assert lengths.tolist() == [3, 2]
+    assert y[0, :, 0].tolist() == [1.0, 4.0, 6.5]  # means of 0-2, 3-5 and the last run 6-7
+    assert y[1, :2, 0].tolist() == [1.0, 3.0]  # the run 3-5 holds one real frame: 3
 
 
 def test_masked_mse_counts_real_frames_only():

@@ -43,8 +43,10 @@ class AWEConfig(TrainingConfig):
       ``max_pairs_per_word``: cap per word type for ground-truth pairs from word tokens.
     - ``max_frames``: tokens longer than this are cut to their first ``max_frames`` frames for
       training only (0 = never; Kamper's recipe used 100). Embedding never cuts.
-    - ``frame_stride``: the CAE-RNN reads (and reconstructs) every ``frame_stride``-th frame only
-      (1 = every frame, as in the paper; 2-3 trade a little resolution for 2-3x faster training).
+    - ``frame_stride``: the CAE-RNN reads (and reconstructs) one frame per ``frame_stride`` frames
+      (1 = every frame, as in the paper; 2-3 trade a little resolution for 2-3x faster training);
+      ``stride_mode``: ``"subsample"`` (every s-th frame) or ``"mean"`` (the mean of each s frames:
+      nothing is dropped, and the noise is averaged).
     - ``normalize_inputs``: standardise every input dimension with the mean and standard deviation
       of the training segments (kept in the model). MFCCs are already normalised per speaker;
       learned features are not, and some have a small or uneven scale.
@@ -69,6 +71,7 @@ class AWEConfig(TrainingConfig):
     max_pairs_per_word: int = 100
     max_frames: int = 0
     frame_stride: int = 1
+    stride_mode: str = "subsample"
     normalize_inputs: bool = False
     downsample_n: int = 10
     downsample_method: str = "fourier"
@@ -78,6 +81,8 @@ class AWEConfig(TrainingConfig):
         _positive(self, bad, "embedding_dim", "enc_hidden_dim", "enc_num_layers", "dec_hidden_dim",
                   "dec_num_layers", "max_pairs_per_word", "downsample_n", "frame_stride")
         _non_negative(self, bad, "ae_num_epochs", "ae_learning_rate", "max_pairs", "max_frames")
+        if self.stride_mode not in ("subsample", "mean"):
+            bad("stride_mode", f'must be "subsample" or "mean", got {self.stride_mode!r}')
         if self.downsample_method not in DOWNSAMPLE_METHODS:
             bad("downsample_method", f"must be one of {', '.join(DOWNSAMPLE_METHODS)}, got {self.downsample_method!r}")
 

@@ -10,8 +10,9 @@ frames only: per sequence the mean over its frames and dimensions, then the mean
 so padding never counts and long and short targets weigh the same.
 
 ``frame_stride`` > 1 (not in the paper; 1 by default) makes encoder and decoder read and write
-every s-th frame only: s times fewer recurrent steps, which on a CPU is the difference between a
-CAE-RNN that learns in minutes and one that needs hours.
+one frame per s (every s-th, or the mean of each s: ``stride_mode``): s times fewer recurrent
+steps, which on a CPU is the difference between a CAE-RNN that learns in minutes and one that
+needs hours.
 
 Both are one class, :class:`CAERNN`; what it reconstructs is decided by the batches
 (:class:`speechreps.awe.data.SequencePairBatch`): AE pre-training is the same network trained on
@@ -82,11 +83,27 @@ class CAERNN(nn.Module):
         return self.to_embedding(last)  # (B, E)
 
     def stride(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every ``frame_stride``-th frame (1: all): (B, T, D) -> (B, ceil(T / s), D), lengths likewise."""
+        """One frame per ``frame_stride`` frames: (B, T, D) -> (B, ceil(T / s), D), lengths likewise.
+
+        ``stride_mode`` "subsample": every s-th frame; "mean": the mean of each run of s frames, the
+        last run of a sequence averaged over its real frames only (padding never leaks in).
+        """
         s = self.cfg.frame_stride
+        new_lengths = torch.div(lengths + s - 1, s, rounding_mode="floor")
         if s == 1:
             return x, lengths
-        return x[:, ::s], torch.div(lengths + s - 1, s, rounding_mode="floor")
+        if self.cfg.stride_mode == "subsample":
+            return x[:, ::s], new_lengths
+        B, T, D = x.shape
+        n = -(-T // s)
+        mask = (torch.arange(T, device=x.device)[None, :] < lengths[:, None].to(x.device)).to(x.dtype)  # (B, T)
+        x = x * mask[:, :, None]
+        if n * s > T:
+            x = torch.cat([x, x.new_zeros(B, n * s - T, D)], dim=1)
+            mask = torch.cat([mask, mask.new_zeros(B, n * s - T)], dim=1)
+        sums = x.reshape(B, n, s, D).sum(2)
+        counts = mask.reshape(B, n, s).sum(2).clamp(min=1)
+        return sums / counts[:, :, None], new_lengths
 
     def decode(self, z: torch.Tensor, n_steps: int) -> torch.Tensor:
         """Embeddings (B, E) -> reconstructed frames (B, n_steps, D); the decoder reads ``z`` at every step."""
