@@ -2,8 +2,11 @@
 
 Why: on a CPU, ``nn.GRU`` backpropagates through time with autograd, one graph node per operation
 per time step, and accumulates the recurrent weight gradient with one small matrix product per step
-(inner dimension = batch size). Profiled at the paper's APC size (batch 64, 512 units, 2 cores), those
-per-step products ran at a third of the machine's matrix-product speed and made up most of a step.
+(inner dimension = batch size). Both cost most at small sizes, where a step's matrix products are
+short. Measured on this project's 2-core machine, forward + backward of a GRU stack against
+``nn.GRU`` (same results): 1.20x faster at the demo APC's size (batch 16, 2 x 256 units, 200 frames),
+1.09x at the CAPC demo's (32, 2 x 256, 60 frames), 1.04x at the paper's (64, 3 x 512, 150 frames),
+where both spend almost all their time in the same matrix products.
 
 :class:`FastGRU` computes exactly the same function with the same parameters (``weight_ih_l0``,
 ``weight_hh_l0``, ``bias_ih_l0``, ``bias_hh_l0``: checkpoints of ``nn.GRU`` load unchanged), but with a
