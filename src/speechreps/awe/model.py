@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from .config import AWEConfig
@@ -89,20 +90,16 @@ class CAERNN(nn.Module):
         last run of a sequence averaged over its real frames only (padding never leaks in).
         """
         s = self.cfg.frame_stride
-        new_lengths = torch.div(lengths + s - 1, s, rounding_mode="floor")
         if s == 1:
             return x, lengths
+        new_lengths = torch.div(lengths + s - 1, s, rounding_mode="floor")
         if self.cfg.stride_mode == "subsample":
             return x[:, ::s], new_lengths
         B, T, D = x.shape
-        n = -(-T // s)
+        pad = -T % s  # zero frames that complete the last run
         mask = (torch.arange(T, device=x.device)[None, :] < lengths[:, None].to(x.device)).to(x.dtype)  # (B, T)
-        x = x * mask[:, :, None]
-        if n * s > T:
-            x = torch.cat([x, x.new_zeros(B, n * s - T, D)], dim=1)
-            mask = torch.cat([mask, mask.new_zeros(B, n * s - T)], dim=1)
-        sums = x.reshape(B, n, s, D).sum(2)
-        counts = mask.reshape(B, n, s).sum(2).clamp(min=1)
+        sums = F.pad(x * mask[:, :, None], (0, 0, 0, pad)).reshape(B, -1, s, D).sum(2)
+        counts = F.pad(mask, (0, pad)).reshape(B, -1, s).sum(2).clamp(min=1)
         return sums / counts[:, :, None], new_lengths
 
     def decode(self, z: torch.Tensor, n_steps: int) -> torch.Tensor:
