@@ -2,7 +2,7 @@
 
 Where pairs come from, in order of preference (:func:`load_segment_pairs` / the pipeline):
 
-1. a term-pair file given explicitly (``--pairs FILE``: discovered terms, SPEC.md's format, frames
+1. a term-pair file given explicitly (``--pairs FILE``: discovered terms, the recipe's format in docs/FORMATS.md, frames
    into the training utterances);
 2. the original tool's aligned files when ``data_paths.json`` names them: ``<lang>_aligned_train_data``
    (``<key>.X`` / ``<key>.Y``, CAPC) and ``<lang>_word_1_train_data`` / ``<lang>_word_2_train_data``

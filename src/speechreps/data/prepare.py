@@ -1,6 +1,6 @@
 """Audio corpus -> feature archives + ``data_paths.json`` (``speechreps prepare``).
 
-Input layout (SPEC.md): ``<corpus>/audio/<utt_id>.wav|flac`` (or the audio directly in ``<corpus>``),
+Input layout (docs/FORMATS.md): ``<corpus>/audio/<utt_id>.wav|flac`` (or the audio directly in ``<corpus>``),
 one or more ``.wrd`` alignment files, and optional speaker lists ``<corpus>/speakers/{train,
 validation,test}.txt``. Output for dataset ``name`` under ``out``::
 
