@@ -34,6 +34,8 @@ def os_user_error(exc: OSError, target: str | os.PathLike | None = None) -> User
     reason = exc.strerror or str(exc)
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         reason += " (free some space or write elsewhere)"
+    elif exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        reason += " (a file is in the way where a folder should be)"
     return UserError(f"cannot write {name}: {reason}" if name else f"cannot write output: {reason}")
 
 

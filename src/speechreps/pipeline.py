@@ -399,11 +399,16 @@ def extract(opts: RunOptions, log: Callable[[str], None] = print) -> list[Path]:
 
     if opts.save_path is None:
         raise UserError("extract needs --save_path (the folder for the extracted features)")
+    from .crash import remove_stale_temporaries
+
     device = _setup(opts)
     language = opts.extract_language or opts.language
     ds = _load_dataset(opts, language)
     model, path, epoch = load_trained_model(opts, device)
     layers = resolve_layers(model, opts.layer)
+    # what an extract of these files killed mid-write left (others' temporaries in that folder stay)
+    remove_stale_temporaries(opts.save_path, (f".{language}_*_{opts.representation_type}_*.tmp.npz",),
+                             temporaries=False)
     written = []
     for split in opts.splits:
         if not ds.has_word_tokens(split):

@@ -51,8 +51,8 @@ class FeatureConfig:
         return asdict(self)
 
 
-#: a mono signal whose peak stays below this (a third of a 16-bit step) is silence
-SILENCE_PEAK = 1e-5
+#: a signal whose peak stays below this (-80 dBFS, about three 16-bit steps) is silence
+SILENCE_PEAK = 1e-4
 
 
 def load_audio(path: str | Path) -> np.ndarray:
@@ -71,7 +71,8 @@ def load_audio(path: str | Path) -> np.ndarray:
         raise UserError(f"audio file {path} is empty")
     peaks = np.abs(audio).max(axis=0)
     audio = audio.mean(axis=1)
-    if np.abs(audio).max() < SILENCE_PEAK:  # its features would be constant: no word could be found in it
+    mixed_peak = float(np.abs(audio).max())
+    if mixed_peak < SILENCE_PEAK or mixed_peak < 1e-3 * peaks.max():  # constant features: no word to find
         if peaks.max() >= SILENCE_PEAK:
             raise UserError(f"audio file {path}: its {len(peaks)} channels cancel out when mixed to mono "
                             f"(opposite phase); keep one channel")

@@ -41,7 +41,7 @@ import numpy as np
 from .. import __version__
 from ..crash import die_with_parent, kill_point
 from ..errors import UserError, WarningCounter
-from ..fileio import atomic_path
+from ..fileio import atomic_path, os_user_error
 from . import publish
 from .alignments import TermPair, WordAlignment, read_speaker_list, read_wrd, same_label_pairs, unique_words
 from .archive import format_key, speaker_rule
@@ -176,7 +176,10 @@ def _raw_to_disk(args: tuple[Path, FeatureConfig, Path]) -> tuple[int, int, np.n
     """Pass 1 for one file: raw features to ``out`` (.npy); returns frames, samples, mean and M2 (float64)."""
     path, cfg, out = args
     feats, n_samples = _features_of((path, cfg))
-    np.save(out, feats)
+    try:
+        np.save(out, feats)
+    except OSError as exc:  # a full disk while the features of the corpus are spooled: one line
+        raise (os_user_error(exc, out) or exc) from None
     x = feats.astype(np.float64)
     mean = x.mean(axis=0)
     return len(feats), n_samples, mean, ((x - mean) ** 2).sum(axis=0)
