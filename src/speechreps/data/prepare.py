@@ -158,6 +158,7 @@ def _map_files(fn, tasks: list, jobs: int | None, progress: bool) -> list:
                 for r in pool.map(fn, tasks, chunksize=8):
                     results.append(r)
                     bar.update()
+                    kill_point("prepare-pool-running")
     return results
 
 
