@@ -271,7 +271,17 @@ def run_main_job(opts: MainJobOptions) -> Path:
         from .awe.config import load_awe_config
 
         load_awe_config(config_file)
-    opts.run_dir.mkdir(parents=True, exist_ok=True)
+    from .crash import remove_stale_temporaries
+    from .locks import exclusive
+
+    with exclusive(opts.run_dir / ".lock", f"run folder {opts.run_dir}"):
+        for folder in (opts.run_dir, opts.run_dir / "stages", opts.run_dir / "configs"):
+            remove_stale_temporaries(folder)
+        return _run_stages(opts, types, config_file, config, t_start)
+
+
+def _run_stages(opts: MainJobOptions, types: list[str], config_file: Path, config: dict, t_start: float) -> Path:
+    """The stages of :func:`run_main_job`, with the run folder locked."""
     cache = StageCache(opts.run_dir, opts.force, log=opts.log)
 
     if opts.datasets:

@@ -261,12 +261,6 @@ def _frame_ae_for(opts: RunOptions, cfg, device, log: Callable[[str], None]) -> 
 def train(opts: RunOptions, log: Callable[[str], None] = print):
     """Train ``opts.representation_type``; returns the :class:`~speechreps.train.trainer.TrainResult`."""
     from .config import load_config
-    from .data.datasets import make_training_set
-    from .errors import WarningCounter
-    from .models import build_model
-    from .train import checkpoint as ckpt
-    from .train.trainer import Trainer, seed_everything
-
     from .train import distributed
 
     rep = opts.representation_type
@@ -274,7 +268,24 @@ def train(opts: RunOptions, log: Callable[[str], None] = print):
     device = _setup(opts)
     if not distributed.is_main():  # under DDP only rank 0 talks
         log = lambda msg: None  # noqa: E731
+        return _train_locked(opts, rep, cfg, device, log)
+    from .train.trainer import checkpoint_lock
+
+    with checkpoint_lock(opts.ckpt_dir):  # before any work: a second run into CKPT_DIR fails at once
+        return _train_locked(opts, rep, cfg, device, log)
+
+
+def _train_locked(opts: RunOptions, rep: str, cfg, device, log: Callable[[str], None]):
+    from .checks import build_checked, check_training_data
+    from .data.datasets import make_training_set
+    from .data.packed import open_features
+    from .errors import WarningCounter
+    from .train import checkpoint as ckpt
+    from .train.trainer import Trainer, seed_everything
+
     ds = _load_dataset(opts)
+    if ds.data.get("train") is not None:
+        check_training_data(open_features(ds.utterances("train")), ds.utterances("train"), cfg.input_dim)
     load_from = opts.load_from_epoch
     if load_from is None and opts.resume:
         have = ckpt.saved_epochs(opts.ckpt_dir)
@@ -283,10 +294,10 @@ def train(opts: RunOptions, log: Callable[[str], None] = print):
         ckpt.find_checkpoint(opts.ckpt_dir, epoch=load_from)  # fail early when it is missing
     ae_state = _frame_ae_for(opts, cfg, device, log) if rep == "frame_cae" and load_from is None else None
     seed_everything(cfg.seed)
-    model = build_model(rep, cfg)
+    model = build_checked(rep, cfg, f"config {opts.config} [{rep}]")
     if ae_state is not None:
         model.init_from(ae_state)
-    warnings = WarningCounter(what="training pair")
+    warnings = WarningCounter(what="training pair", strict_hint=None)
     t0 = time.time()
     train_set = make_training_set(rep, model.batch_kind, cfg, ds, opts.pairs, warnings)
     warnings.report()
@@ -302,8 +313,8 @@ def train(opts: RunOptions, log: Callable[[str], None] = print):
 
 def load_trained_model(opts: RunOptions, device=None):
     """The model of ``opts.ckpt_dir`` (epoch / best / last, see module doc), in eval mode; and the checkpoint path."""
+    from .checks import build_checked
     from .config import config_from_dict, load_config
-    from .models import build_model
     from .train import checkpoint as ckpt
 
     rep = opts.representation_type
@@ -312,7 +323,7 @@ def load_trained_model(opts: RunOptions, device=None):
     if state.get("representation_type") not in (None, rep):
         raise UserError(f"checkpoint {path} holds a {state['representation_type']!r} model, not {rep!r}")
     cfg = config_from_dict(state["config"], rep, source=str(path)) if state.get("config") else load_config(opts.config, rep)
-    model = build_model(rep, cfg)
+    model = build_checked(rep, cfg, f"checkpoint {path}")
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
@@ -347,7 +358,7 @@ def evaluate(opts: RunOptions, log: Callable[[str], None] = print) -> dict:
         utterances = None
         if not opts.isolated and utt_path is not None and utt_path.is_file() and utt_path != words_path:
             utterances = load_archive(utt_path)
-        feats, counts = word_features(model, words, utterances, layers, opts.isolated, device)
+        feats, counts = word_features(model, words, utterances, layers, opts.isolated, device, source=words_path)
         rows: dict[str, Any] = {}
         sets = [("input", "-", segments)] + [(opts.representation_type, name, [feats[name][k] for k in keys]) for name in layers]
         for feature, layer, segs in sets:
@@ -388,11 +399,16 @@ def extract(opts: RunOptions, log: Callable[[str], None] = print) -> list[Path]:
 
     if opts.save_path is None:
         raise UserError("extract needs --save_path (the folder for the extracted features)")
+    from .crash import remove_stale_temporaries
+
     device = _setup(opts)
     language = opts.extract_language or opts.language
     ds = _load_dataset(opts, language)
     model, path, epoch = load_trained_model(opts, device)
     layers = resolve_layers(model, opts.layer)
+    # what an extract of these files killed mid-write left (others' temporaries in that folder stay)
+    remove_stale_temporaries(opts.save_path, (f".{language}_*_{opts.representation_type}_*.tmp.npz",),
+                             temporaries=False)
     written = []
     for split in opts.splits:
         if not ds.has_word_tokens(split):

@@ -51,6 +51,10 @@ class FeatureConfig:
         return asdict(self)
 
 
+#: a signal whose peak stays below this (-80 dBFS, about three 16-bit steps) is silence
+SILENCE_PEAK = 1e-4
+
+
 def load_audio(path: str | Path) -> np.ndarray:
     """Read a wav/flac file as mono float32 at 16 kHz (any input rate is resampled).
 
@@ -65,7 +69,14 @@ def load_audio(path: str | Path) -> np.ndarray:
         raise UserError(f"audio file {path} cannot be read: {exc}") from None
     if audio.shape[0] == 0:
         raise UserError(f"audio file {path} is empty")
+    peaks = np.abs(audio).max(axis=0)
     audio = audio.mean(axis=1)
+    mixed_peak = float(np.abs(audio).max())
+    if mixed_peak < SILENCE_PEAK or mixed_peak < 1e-3 * peaks.max():  # constant features: no word to find
+        if peaks.max() >= SILENCE_PEAK:
+            raise UserError(f"audio file {path}: its {len(peaks)} channels cancel out when mixed to mono "
+                            f"(opposite phase); keep one channel")
+        raise UserError(f"audio file {path} is silent (peak {peaks.max():.1e}); remove it or its alignments")
     if sr != SAMPLE_RATE:
         import librosa
 

@@ -29,7 +29,8 @@ import hashlib
 import json
 import os
 import re
-import tempfile
+import shutil
+import time
 import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -38,9 +39,11 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from ..crash import die_with_parent, kill_point
 from ..errors import UserError, WarningCounter
-from ..fileio import atomic_path, write_json
-from .alignments import TermPair, WordAlignment, read_speaker_list, read_wrd, same_label_pairs
+from ..fileio import atomic_path, os_user_error
+from . import publish
+from .alignments import TermPair, WordAlignment, read_speaker_list, read_wrd, same_label_pairs, unique_words
 from .archive import format_key, speaker_rule
 from .features import SAMPLE_RATE, FeatureConfig, compute_features, load_audio
 from .registry import SPLITS, register_dataset
@@ -144,16 +147,18 @@ def _map_files(fn, tasks: list, jobs: int | None, progress: bool) -> list:
 
     jobs = jobs or os.cpu_count() or 1
     results = []
-    with tqdm(total=len(tasks), desc="features", unit="utt", disable=not progress, leave=False) as bar:
+    with tqdm(total=len(tasks), desc="features", unit="utt", disable=None if progress else True,
+              leave=False) as bar:  # None: only on a terminal
         if jobs == 1 or len(tasks) < 8:
             for t in tasks:
                 results.append(fn(t))
                 bar.update()
         else:
-            with ProcessPoolExecutor(max_workers=jobs) as pool:
+            with ProcessPoolExecutor(max_workers=jobs, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
                 for r in pool.map(fn, tasks, chunksize=8):
                     results.append(r)
                     bar.update()
+                    kill_point("prepare-pool-running")
     return results
 
 
@@ -172,7 +177,10 @@ def _raw_to_disk(args: tuple[Path, FeatureConfig, Path]) -> tuple[int, int, np.n
     """Pass 1 for one file: raw features to ``out`` (.npy); returns frames, samples, mean and M2 (float64)."""
     path, cfg, out = args
     feats, n_samples = _features_of((path, cfg))
-    np.save(out, feats)
+    try:
+        np.save(out, feats)
+    except OSError as exc:  # a full disk while the features of the corpus are spooled: one line
+        raise (os_user_error(exc, out) or exc) from None
     x = feats.astype(np.float64)
     mean = x.mean(axis=0)
     return len(feats), n_samples, mean, ((x - mean) ** 2).sum(axis=0)
@@ -271,23 +279,52 @@ def prepare_corpus(
     import time
 
     options = options or PrepareOptions()
+    if jobs is not None and jobs < 1:
+        raise UserError(f"--jobs must be >= 1, got {jobs}")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name or ""):
         raise UserError(f"dataset name {name!r} is not usable: letters, digits, '_', '.', '-' only")
     t0 = time.time()
     corpus = find_corpus(corpus_dir, alignments)
     out_dir = Path(out_dir)
     ds_dir = out_dir / name
-    manifest_path = ds_dir / "prepare.json"
     fingerprint = _fingerprint(corpus, options)
-    if manifest_path.is_file() and not force:
-        try:
-            old = json.loads(manifest_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            old = {}
-        if old.get("fingerprint") == fingerprint and (out_dir / "data_paths.json").is_file():
-            old["reused"] = True
+    with publish.dataset_lock(out_dir, name):
+        publish.remove_stale(out_dir, name)
+        if not force and (old := _reuse(out_dir, ds_dir, name, fingerprint)) is not None:
             return old
+        return _prepare_locked(corpus, out_dir, ds_dir, name, options, fingerprint, t0, strict, jobs, progress)
 
+
+def _reuse(out_dir: Path, ds_dir: Path, name: str, fingerprint: str) -> dict | None:
+    """The existing dataset's summary if it is whole and from the same inputs (re-registered if need be)."""
+    old = publish.reusable(ds_dir, fingerprint)
+    if old is None:
+        return None
+    if not publish.registered(out_dir / "data_paths.json", name, ds_dir, old["entries"]):
+        register_dataset(out_dir / "data_paths.json", name, publish.entry_paths(ds_dir, old["entries"]))
+        old["reregistered"] = True
+    old["reused"] = True
+    return old
+
+
+def _left_out(corpus: AudioCorpus, unassigned: list[str], strict: bool) -> None:
+    """Speakers in no speaker list lose all their utterances: say so, naming the lists (an error if strict)."""
+    import warnings
+
+    from ..errors import DataWarning
+
+    spk_dir = corpus.root / "speakers"
+    absent = [f"{s}.txt" for s in SPLITS if not (spk_dir / f"{s}.txt").is_file()]
+    shown = ", ".join(unassigned[:5]) + (f" (and {len(unassigned) - 5} more)" if len(unassigned) > 5 else "")
+    message = (f"{len(unassigned)} speaker(s) are in none of the speaker lists in {spk_dir}"
+               + (f" (no {', '.join(absent)})" if absent else "") + f"; their utterances are left out: {shown}")
+    if strict:
+        raise UserError(message)
+    warnings.warn(message, DataWarning, stacklevel=3)
+
+
+def _prepare_locked(corpus, out_dir, ds_dir, name, options, fingerprint, t0, strict, jobs, progress) -> dict:
+    """The work of :func:`prepare_corpus` once the dataset's lock is held and no reuse is possible."""
     rule = speaker_rule(options.speaker_rule)
     speaker_of = {utt: rule(utt) for utt in corpus.audio}
     speakers = sorted(set(speaker_of.values()))
@@ -299,6 +336,8 @@ def prepare_corpus(
                 raise UserError(f"speaker {s!r} is listed in both {split_of_speaker[s]!r} and {split!r}")
             split_of_speaker[s] = split
     unassigned = sorted(set(speakers) - set(split_of_speaker))
+    if unassigned:
+        _left_out(corpus, unassigned, strict)
 
     # Words first: a corpus whose alignments are all unusable should fail before feature extraction.
     problems = WarningCounter(strict=strict, what="alignment line")
@@ -310,23 +349,31 @@ def prepare_corpus(
     for utt in missing:
         problems.add(f"alignments name utterance {utt!r}, which has no audio file in {corpus.root}")
     words = [w for w in words if w.utt in corpus.audio]
+    words = unique_words(words, problems)
     if not words:
         problems.report()
         raise UserError(f"corpus {corpus.root}: no usable word alignments")
 
     files = {u: p for u, p in corpus.audio.items() if speaker_of[u] in split_of_speaker}
-    ds_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".prepare-raw-", dir=ds_dir) as raw_dir:
-        return _prepare_streaming(corpus, out_dir, ds_dir, name, options, fingerprint, t0, speaker_of,
-                                  split_of_speaker, unassigned, words, problems, files, Path(raw_dir), jobs,
-                                  progress)
+    with publish.staging(out_dir, name) as stage:
+        raw_dir = stage / ".prepare-raw"
+        raw_dir.mkdir()
+        summary, entries = _prepare_streaming(corpus, stage, options, fingerprint, speaker_of, split_of_speaker,
+                                              unassigned, words, problems, files, raw_dir, jobs, progress)
+        shutil.rmtree(raw_dir)
+        summary.update(name=name, seconds=round(time.time() - t0, 2))
+        summary = publish.publish(stage, ds_dir, summary, entries)
+    kill_point("prepare-before-register")
+    register_dataset(out_dir / "data_paths.json", name, publish.entry_paths(ds_dir, entries))
+    return summary
 
 
-def _prepare_streaming(corpus, out_dir, ds_dir, name, options, fingerprint, t0, speaker_of, split_of_speaker,
-                       unassigned, words, problems, files, raw_dir: Path, jobs, progress) -> dict:
-    """Pass 1 (raw features to ``raw_dir``, per-speaker statistics), then pass 2 (normalise while writing)."""
-    import time
+def _prepare_streaming(corpus, ds_dir, options, fingerprint, speaker_of, split_of_speaker, unassigned, words,
+                       problems, files, raw_dir: Path, jobs, progress) -> tuple[dict, dict[str, str]]:
+    """Pass 1 (raw features to ``raw_dir``, per-speaker statistics), then pass 2 (normalise while writing).
 
+    Writes into ``ds_dir`` (the staging folder); returns the summary and the data_paths entries (file names).
+    """
     raw = raw_features_to_disk(files, options.features, raw_dir, jobs=jobs, progress=progress)
     samples = {u: r[2] for u, r in raw.items()}
     n_frames = {u: r[1] for u, r in raw.items()}
@@ -368,7 +415,7 @@ def _prepare_streaming(corpus, out_dir, ds_dir, name, options, fingerprint, t0, 
             pair_tokens.append((label, w.utt, start, end))
     problems.report()
 
-    entries: dict[str, str | Path] = {"speaker_rule": options.speaker_rule}
+    entries: dict[str, str] = {"speaker_rule": options.speaker_rule}
     summary_splits = {}
     for split in SPLITS:
         utts = [u for u in raw if split_of_speaker[speaker_of[u]] == split]
@@ -377,12 +424,14 @@ def _prepare_streaming(corpus, out_dir, ds_dir, name, options, fingerprint, t0, 
         with NpzWriter(ds_dir / f"{split}_utterances.npz") as writer:
             for u in utts:
                 writer.add(format_key(u, 0, n_frames[u]), normalised(u))
-        entries[f"{split}_data"] = writer.path
+        entries[f"{split}_data"] = writer.path.name
+        kill_point("prepare-after-archive")
         if tokens[split]:
             with NpzWriter(ds_dir / f"{split}_words.npz") as writer:
                 for key, (u, start, end) in tokens[split].items():
                     writer.add(key, normalised(u, start, end))
-            entries[f"{split}_words"] = writer.path
+            entries[f"{split}_words"] = writer.path.name
+            kill_point("prepare-after-archive")
         frames = sum(n_frames[u] for u in utts)
         summary_splits[split] = {
             "speakers": sorted({speaker_of[u] for u in utts}),
@@ -397,11 +446,9 @@ def _prepare_streaming(corpus, out_dir, ds_dir, name, options, fingerprint, t0, 
         from .alignments import write_term_pairs
 
         write_term_pairs(ds_dir / "train_pairs.txt", pairs)
-        entries["train_pairs"] = ds_dir / "train_pairs.txt"
-    register_dataset(out_dir / "data_paths.json", name, entries)
-
+        entries["train_pairs"] = "train_pairs.txt"
     summary = {
-        "name": name,
+        "name": "",  # set by the caller: ds_dir is the staging folder
         "corpus": str(corpus.root.resolve()),
         "speechreps_version": __version__,
         "fingerprint": fingerprint,
@@ -411,7 +458,5 @@ def _prepare_streaming(corpus, out_dir, ds_dir, name, options, fingerprint, t0, 
         "train_pairs": len(pairs),
         "skipped_alignment_lines": len(problems),
         "unassigned_speakers": unassigned,
-        "seconds": round(time.time() - t0, 2),
     }
-    write_json(ds_dir / "prepare.json", summary)
-    return summary
+    return summary, entries

@@ -184,15 +184,21 @@ def register_dataset(data_paths: str | os.PathLike, name: str, entries: dict[str
     ``entries`` maps suffixes (``train_data``, ``validation_words``, ``speaker_rule``...) to values;
     paths are stored relative to the file's folder when they lie below it.
     """
+    from ..crash import remove_stale_temporaries
+    from ..locks import exclusive
+
     data_paths = Path(data_paths)
-    raw = read_data_paths(data_paths) if data_paths.exists() else {}
-    raw = {k: v for k, v in raw.items() if not k.startswith(f"{name}_")}
-    base = data_paths.resolve().parent
-    for suffix, value in entries.items():
-        if isinstance(value, Path):
-            try:
-                value = str(value.resolve().relative_to(base))
-            except ValueError:
-                value = str(value.resolve())
-        raw[f"{name}_{suffix}"] = str(value)
-    write_json(data_paths, dict(sorted(raw.items())))
+    # a read-modify-write: two runs registering at once must not lose one registration
+    with exclusive(f"{data_paths}.lock", f"the dataset registry {data_paths}", wait=120):
+        remove_stale_temporaries(data_paths.parent, (f".{data_paths.name}.*.tmp.json",), temporaries=False)
+        raw = read_data_paths(data_paths) if data_paths.exists() else {}
+        raw = {k: v for k, v in raw.items() if not k.startswith(f"{name}_")}
+        base = data_paths.resolve().parent
+        for suffix, value in entries.items():
+            if isinstance(value, Path):
+                try:
+                    value = str(value.resolve().relative_to(base))
+                except ValueError:
+                    value = str(value.resolve())
+            raw[f"{name}_{suffix}"] = str(value)
+        write_json(data_paths, dict(sorted(raw.items())))

@@ -21,6 +21,13 @@ speechreps 0.1.0 before this rule also hold NumPy arrays (the legacy NumPy RNG s
 ``TorchVersion`` string; exactly those four data-only classes are allowed on top, so old
 checkpoints load unchanged. A file that names anything else (``os.system``, ``builtins.exec``, ...)
 is refused with a one-line error before any of it is built.
+
+Order of the writes after an epoch: the ``metrics.jsonl`` row, then ``epoch_<N>.pt``, then ``best.pt``
+(if it improved), then ``last.pt``. A kill between any two leaves a state the next run repairs
+(:func:`repair`, under the folder's lock): a metrics row without its checkpoint is dropped on resume
+(that epoch is trained again), and links that lag behind the newest ``epoch_<N>.pt`` are relinked.
+Readers (``evaluate``, ``extract``) resolve lagging links the same way without writing
+(:func:`find_checkpoint`).
 """
 
 from __future__ import annotations
@@ -148,6 +155,49 @@ def _unsafe_reason(exc: Exception) -> str:
             return line.rstrip(".")
     return "it holds pickled objects that are not plain data"
 
+def _same_file(a: Path, b: Path) -> bool:
+    """The same file: one hard link (cheap), or equal bytes (where links were not possible)."""
+    import filecmp
+
+    if not (a.is_file() and b.is_file()):
+        return False
+    return os.path.samefile(a, b) or filecmp.cmp(a, b, shallow=False)
+
+
+def expected_links(ckpt_dir: str | os.PathLike) -> dict[str, Path]:
+    """What ``last.pt`` and ``best.pt`` must be, judged by the newest ``epoch_<N>.pt``, where a kill left them behind.
+
+    Empty when the links are consistent (``last.pt`` is the newest epoch file: it is linked last) or
+    there is no epoch file. Otherwise ``last.pt`` -> the newest file, and ``best.pt`` -> it too when
+    that checkpoint records itself as the best epoch.
+    """
+    d = Path(ckpt_dir)
+    have = saved_epochs(d)
+    if not have:
+        return {}
+    newest = epoch_path(d, have[-1])
+    if _same_file(d / "last.pt", newest):
+        return {}
+    links = {"last.pt": newest}
+    try:
+        best = load(newest).get("best") or {}
+    except UserError:
+        return {}  # an unreadable newest file: leave the links alone, loading it will say why
+    if best.get("epoch") == have[-1]:
+        links["best.pt"] = newest
+    return links
+
+
+def repair(ckpt_dir: str | os.PathLike) -> list[str]:
+    """Relink ``last.pt`` / ``best.pt`` that a kill left behind; returns the names relinked (hold the lock)."""
+    d = Path(ckpt_dir)
+    fixed = []
+    for name, src in expected_links(d).items():
+        if not _same_file(d / name, src):
+            link_or_copy(src, d / name)
+            fixed.append(name)
+    return fixed
+
 
 def saved_epochs(ckpt_dir: str | os.PathLike) -> list[int]:
     d = Path(ckpt_dir)
@@ -171,7 +221,10 @@ def find_checkpoint(ckpt_dir: str | os.PathLike, epoch: int | None = None, prefe
             )
         return p
     order = ["best.pt", "last.pt"] if prefer == "best" else ["last.pt"]
+    lagging = expected_links(d)
     for name in order:
+        if name in lagging:
+            return lagging[name]
         if (d / name).is_file():
             return d / name
     have = saved_epochs(d)
