@@ -171,13 +171,21 @@ def _score(segments, labels, speakers, jobs, device, base: dict, with_pr: bool) 
     return rows
 
 
+def _eval_splits(data_paths: Path, name: str) -> list[str]:
+    """validation and test; ``all`` for a zero-resource dataset (see DatasetPaths.evaluation_splits)."""
+    from .data.registry import load_dataset
+
+    return load_dataset(data_paths, name).evaluation_splits()
+
+
 def _baseline(data_paths: Path, name: str, opts: MainJobOptions) -> list[dict]:
     rows = []
-    for split in ("validation", "test"):
+    splits = _eval_splits(data_paths, name)
+    for split in splits:
         keys, segments, labels, speakers, _, _ = _word_set(data_paths, name, split)
         base = {"features": "mfcc", "layer": None, "trained_on": None, "evaluated_on": name, "split": split,
                 "seed": None, "dim": int(segments[0].shape[1])}
-        rows += _score(segments, labels, speakers, opts.jobs, opts.device, base, with_pr=split == "test")
+        rows += _score(segments, labels, speakers, opts.jobs, opts.device, base, with_pr=split == splits[-1])
     return rows
 
 
@@ -235,7 +243,8 @@ def _evaluate_model(rep: str, ckpt_dir: Path, config_path: Path, data_paths: Pat
     model, _, _ = load_trained_model(run, device)
     layer = model.default_layer
     rows = []
-    for split in ("validation", "test"):
+    splits = _eval_splits(data_paths, name)
+    for split in splits:
         keys, _, labels, speakers, words, utterances = _word_set(data_paths, name, split)
         feats, _ = word_features(model, words, utterances, [layer], device=device)
         save_archive(opts.run_dir / "features" / f"s{seed}" / f"{trained_on}" / f"{name}_{split}_{rep}_{layer}.npz",
@@ -243,7 +252,7 @@ def _evaluate_model(rep: str, ckpt_dir: Path, config_path: Path, data_paths: Pat
         segments = [feats[layer][k] for k in keys]
         base = {"features": rep, "layer": layer, "trained_on": trained_on, "evaluated_on": name, "split": split,
                 "seed": seed, "dim": int(segments[0].shape[1])}
-        rows += _score(segments, labels, speakers, opts.jobs, opts.device, base, with_pr=split == "test")
+        rows += _score(segments, labels, speakers, opts.jobs, opts.device, base, with_pr=split == splits[-1])
     return rows
 
 
