@@ -16,7 +16,9 @@ Stages (each skipped when its recorded inputs are unchanged, see :mod:`speechrep
    cached per job in ``RUN/awe/`` like the stages;
 7. ``report``          ``report.md`` + figures, and the table printed at the end.
 
-A user's own datasets (``--dataset NAME`` with ``--data-paths``) replace stages 1-2.
+A user's own datasets (``--dataset NAME`` with ``--data-paths``) replace stages 1-2; a user's own audio
+corpora (``--corpus PATH``, optionally ``--zero-resource``) replace stage 1 and are prepared like
+``speechreps prepare`` does, into ``--data-dir``, under the corpus folder's name.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ class MainJobOptions:
     languages: tuple[str, ...] = BUILTIN_LANGUAGES
     datasets: list[str] | None = None  # the user's own, from data_paths; replaces languages
     data_paths: Path | None = None
+    corpora: list[Path] | None = None  # the user's own audio corpora, prepared into data_dir; replace languages
+    zero_resource: bool = False  # corpora: prepare the one split "all" (train and evaluate on all the audio)
     only: list[str] | None = None
     seeds: int = 1
     base_seed: int = 0
@@ -107,6 +111,27 @@ def _builtin_datasets(opts: MainJobOptions, cache: StageCache) -> tuple[Path, li
         names.append(name)
         fps[name] = summary["fingerprint"]
     return data_paths, names, fps
+
+
+def _corpus_datasets(opts: MainJobOptions) -> tuple[Path, list[str], dict[str, str]]:
+    """Prepare each ``--corpus`` folder into ``data_dir`` (prepare's own cache skips unchanged ones)."""
+    import re
+
+    from .data.prepare import PrepareOptions, prepare_corpus
+
+    names, fps = [], {}
+    for corpus in opts.corpora or []:
+        name = re.sub(r"[^A-Za-z0-9_.-]", "-", Path(corpus).resolve().name) or "corpus"
+        if name in names:
+            raise UserError(f"--corpus {corpus}: a second corpus named {name!r}")
+        summary = prepare_corpus(corpus, opts.data_dir, name, PrepareOptions(zero_resource=opts.zero_resource),
+                                 jobs=opts.jobs, progress=opts.progress, log=opts.log)
+        if not any(s.get("word_tokens") for s in summary["splits"].values()):
+            raise UserError(f"--corpus {corpus}: no word tokens to evaluate on (the main job needs word alignments; "
+                            f"train single models on it with speechreps train)")
+        names.append(name)
+        fps[name] = summary["fingerprint"]
+    return opts.data_dir / "data_paths.json", names, fps
 
 
 def _user_datasets(opts: MainJobOptions) -> tuple[Path, list[str], dict[str, str]]:
@@ -283,7 +308,9 @@ def run_main_job(opts: MainJobOptions) -> Path:
     opts.run_dir.mkdir(parents=True, exist_ok=True)
     cache = StageCache(opts.run_dir, opts.force, log=opts.log)
 
-    if opts.datasets:
+    if opts.corpora:
+        data_paths, names, data_fps = _corpus_datasets(opts)
+    elif opts.datasets:
         data_paths, names, data_fps = _user_datasets(opts)
     else:
         data_paths, names, data_fps = _builtin_datasets(opts, cache)

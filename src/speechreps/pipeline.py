@@ -357,6 +357,8 @@ def evaluate(opts: RunOptions, log: Callable[[str], None] = print) -> dict:
             rows["input" if feature == "input" else layer] = entry
         report["splits"][split] = {"words": str(words_path), "n_tokens": len(keys), "encoding": counts, "results": rows}
     if not report["splits"]:
+        if not any(p is not None for p in ds.words.values()):
+            ds.word_tokens("validation")  # raises: no word tokens at all (prepared without word alignments?)
         raise UserError(f"dataset {language!r} has no validation or test word tokens to evaluate on")
     out = opts.ckpt_dir / f"evaluation_{language}.json"
     write_json(out, report)

@@ -81,7 +81,9 @@ class DatasetPaths:
         if path is not None:
             return self._need(path, f"{self.name}_{split}_words")
         data = self.data.get(split)
-        if data is not None and data.is_file() and _is_word_archive(data):
+        # the original tool's files (no speaker_rule key) may keep word segments under *_data; speechreps
+        # prepare's never do, and a corpus without alignments must not have its utterances taken for words
+        if data is not None and self.speaker_rule_spec is None and data.is_file() and _is_word_archive(data):
             return data
         if not any(p is not None for p in self.words.values()):
             raise UserError(f"{self.source}: dataset {self.name!r} has no word tokens at all (prepared without word "

@@ -108,7 +108,7 @@ def speakers_of(utts: Iterable[str], rule: SpeakerRule) -> dict[str, str]:
     return {u: rule(u) for u in utts}
 
 
-def check_speakers(speaker_of: dict[str, str], rule: SpeakerRule, min_utts: int = 20) -> None:
+def check_speakers(speaker_of: dict[str, str], rule: SpeakerRule, min_utts: int = 5) -> None:
     """Warn when a rule puts many utterances under a single speaker (a rule that reads the wrong field)."""
     speakers = set(speaker_of.values())
     if len(speakers) == 1 and len(speaker_of) >= min_utts:
