@@ -137,23 +137,31 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> d
         with torch.serialization.safe_globals(_legacy_data_classes()):
             obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise UserError(f"checkpoint {path} is refused: {_unsafe_reason(exc)}; loading it could run code, "
-                        "so speechreps never does (only tensors, numbers, strings, lists and dicts are read)") from None
+        if (reason := _unsafe_reason(exc)) is not None:
+            raise UserError(f"checkpoint {path} is refused: {reason}; loading it could run code, so speechreps "
+                            "never does (only tensors, numbers, strings, lists and dicts are read)") from None
+        raise UserError(f"checkpoint {path} cannot be read: {_first_line(exc)}") from None
     except Exception as exc:  # truncated / not a checkpoint
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise UserError(f"checkpoint {path} cannot be read: {first}") from None
+        raise UserError(f"checkpoint {path} cannot be read: {_first_line(exc)}") from None
     if not isinstance(obj, dict) or "model" not in obj:
         raise UserError(f"{path} is not a speechreps checkpoint")
     return obj
 
 
-def _unsafe_reason(exc: Exception) -> str:
-    """The first informative line of torch's weights-only refusal (it names the global)."""
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _unsafe_reason(exc: Exception) -> str | None:
+    """The line of torch's weights-only refusal that names a class or function it would not build.
+
+    ``None`` when the refusal names none (random bytes, a truncated file): that file is unreadable, not unsafe.
+    """
     for line in str(exc).splitlines():
         line = line.strip()
-        if "GLOBAL" in line or "Unsupported" in line:
+        if "GLOBAL" in line:
             return line.rstrip(".")
-    return "it holds pickled objects that are not plain data"
+    return None
 
 def _same_file(a: Path, b: Path) -> bool:
     """The same file: one hard link (cheap), or equal bytes (where links were not possible)."""
