@@ -7,8 +7,10 @@ any other dataset (the recipe's archives, the original tool's) is given its corp
 ``<utt>.wav|flac``), the layout ``prepare`` reads, at any sample rate (resampled to 16 kHz).
 
 An archive key ``<utt>_<start>-<end>`` counts 10 ms frames from the start of that file, so its
-samples are ``[start * 160, end * 160)``, cut to the file's length (an utterance archive prepared by
-``speechreps prepare`` starts at 0 and ends one centred frame after the last sample).
+samples start at ``start * 160`` and run to ``end * 160``, or to the end of the file when the last
+frame's 25 ms window reaches it (``end * 160 + 400 >= samples``): whichever way the features were
+framed (centred, or from the first sample as ``speechreps prepare`` does, which drops a tail shorter
+than a frame), a whole-file utterance then gets the whole file.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ..errors import UserError
 from .frames import HOP_SAMPLES
 
 AUDIO_SUFFIXES = (".wav", ".flac")
+WINDOW_SAMPLES = 400  # one 25 ms feature window
 
 
 def corpus_of(ds, corpus: str | os.PathLike | None = None) -> Path:
@@ -76,9 +79,12 @@ class AudioSource:
         return self.cache[utt]
 
     def frames(self, utt: str, start: int, end: int) -> np.ndarray:
-        """Samples ``[start * 160, end * 160)`` of ``utt`` (cut to its length); an error if none is left."""
+        """The samples of archive frames ``[start, end)`` of ``utt`` (module docstring); an error if none is left."""
         wave = self.file(utt)
-        seg = wave[start * HOP_SAMPLES : end * HOP_SAMPLES]
+        stop = end * HOP_SAMPLES
+        if stop + WINDOW_SAMPLES >= len(wave):
+            stop = len(wave)
+        seg = wave[start * HOP_SAMPLES : stop]
         if len(seg) == 0:
             raise UserError(f"utterance {utt!r}: frames {start}-{end} lie after the end of its audio "
                             f"({len(wave) / 16000:.2f} s): is --corpus the corpus these archives were made from?")
