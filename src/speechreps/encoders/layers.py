@@ -130,7 +130,7 @@ def layer_table(rows: list[dict]) -> str:
 
 
 def _extract_train(encoder: PretrainedEncoder, ds, audio: AudioSource, layer: str, out: Path, opts: EncoderOptions,
-                   stem: str) -> dict[str, str]:
+                   stem: Callable[[str], str]) -> dict[str, str]:
     """The best layer's training words, utterances and term pairs (encoder frames) -> archives and a pair file."""
     from ..data.alignments import read_term_pairs, write_term_pairs
 
