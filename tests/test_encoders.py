@@ -142,6 +142,25 @@ def test_a_bad_model_folder_is_one_line_and_exit_2(setup, tmp_path, capsys):
             assert "pickle" in err  # refused, never unpickled
 
 
+def test_a_fine_tuned_ctc_checkpoint_loads_as_its_encoder(tmp_path):
+    """Folders saved from *ForCTC (weights under a ``hubert.`` prefix, plus a head) load their encoder part."""
+    import torch
+    import transformers
+
+    from speechreps.encoders.model import load_encoder
+
+    torch.manual_seed(0)
+    ctc = transformers.HubertForCTC(transformers.HubertConfig(**TINY, vocab_size=12)).eval()
+    ctc.save_pretrained(tmp_path / "ctc")
+    enc = load_encoder(tmp_path / "ctc", device="cpu")
+    wave = np.random.default_rng(0).standard_normal(8000).astype(np.float32)
+    with torch.inference_mode():
+        ref = ctc.hubert(torch.from_numpy(wave)[None], output_hidden_states=True).hidden_states
+    got = enc.encode([wave])[0]
+    for k in range(3):
+        np.testing.assert_allclose(got[k], ref[k][0].numpy(), atol=1e-6)
+
+
 # ---------------------------------------------------------------------------------------------
 # Encoding
 

@@ -77,11 +77,15 @@ def encode_split(encoder: PretrainedEncoder, audio: AudioSource, word_keys: Sequ
     row = {k: i for i, k in enumerate(layers)}
     wanted = [(name, row[int(name[1:])]) for name in names]  # (layer name, row of the hidden states)
     parsed = [parse_utterance_key(u) for u in utts]
+
+    def load(i: int) -> np.ndarray:
+        wave = audio.frames(parsed[i].utt, parsed[i].start, parsed[i].end)
+        out.audio_seconds += len(wave) / 16000
+        return wave
+
     with _bar(len(utts) + len(alone), f"{encoder.name}", progress) as bar:
-        for i, h in encoder.encode_all([(p.end - p.start) * HOP_SAMPLES for p in parsed],
-                                       lambda i: audio.frames(parsed[i].utt, parsed[i].start, parsed[i].end), layers):
+        for i, h in encoder.encode_all([(p.end - p.start) * HOP_SAMPLES for p in parsed], load, layers):
             u, n_enc = utts[i], h.shape[1]
-            out.audio_seconds += geo.stride * n_enc / 16000
             out.n_frames[u] = n_enc
             for key, offset, n in by_utt.get(u, ()):
                 a, b = geo.span(offset, offset + n, n_enc)
