@@ -102,6 +102,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def watch_parent(parent_pid: int) -> None:
+    """A pool worker's initializer: a daemon thread ends this process within a second of ``parent_pid``'s death.
+
+    For ``multiprocessing.Pool(maxtasksperchild=...)``, whose replacement workers are forked from the
+    pool's handler thread: ``PR_SET_PDEATHSIG`` (:func:`die_with_parent`) ties a child to the *thread*
+    that forked it, and a pool that loses a worker mid-task waits for it forever.
+    """
+    _watch_parent(parent_pid)
+
+
 def _watch_parent(parent_pid: int) -> None:
     import threading
     import time
