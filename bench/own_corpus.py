@@ -1,6 +1,7 @@
 """A corpus of unseen voices, laid out as a user's own corpus, to measure speechreps on audio it never saw.
 
     python bench/own_corpus.py OUT [--minutes 15] [--speakers 8] [--jobs 2]
+    python bench/own_corpus.py --table RUN_DIR [RUN_DIR ...]     # DTW AP per seed from speechreps run folders
 
 Voices: eSpeak NG variants that the built-in corpora (seed 0, 24 speakers per language) do not use,
 with settings outside the built-in ranges: base pitch 5-22 or 78-95 (built-in 25-75), pitch range
@@ -42,7 +43,39 @@ def unseen_speakers(n: int, seed: int = 7):
     return out, sorted(used)
 
 
+def table(run_dirs: list[Path], split: str = "all", target: float = 1.5) -> str:
+    """Markdown: per seed, MFCC's and each model's DTW AP (and ratio to MFCC), read from the stage records."""
+    mfcc, rows = None, {}
+    for run in run_dirs:
+        for path in sorted((run / "stages").glob("*.json")):
+            for r in json.loads(path.read_text())["result"] if path.name.startswith(("baseline", "evaluate")) else []:
+                if r.get("distance") != "dtw" or r.get("split") != split:
+                    continue
+                if r["features"] == "mfcc":
+                    mfcc = (r["ap"], r["ap_cross_speaker"])
+                else:
+                    rows.setdefault(r["seed"], {})[r["features"]] = (r["ap"], r["ap_cross_speaker"])
+    if mfcc is None or not rows:
+        return "no results yet"
+    types = [t for t in ("apc", "cpc", "frame_ae", "capc", "frame_cae") if any(t in v for v in rows.values())]
+    lines = ["| seed | " + " | ".join(f"{t} DTW AP (x MFCC)" for t in types) + " |", "|---" * (len(types) + 1) + "|"]
+    for seed in sorted(rows):
+        cells = [f"{rows[seed][t][0]:.3f} ({rows[seed][t][0] / mfcc[0]:.2f}x)" if t in rows[seed] else "-" for t in types]
+        lines.append(f"| {seed} | " + " | ".join(cells) + " |")
+    beat = {t: sum(v[t][0] > mfcc[0] for v in rows.values() if t in v) for t in types}
+    n = {t: sum(t in v for v in rows.values()) for t in types}
+    cpc = sum(v["cpc"][0] >= target * mfcc[0] for v in rows.values() if "cpc" in v)
+    lines += ["", f"MFCC (39-d) DTW AP {mfcc[0]:.3f} (cross-speaker {mfcc[1]:.3f}); seeds above MFCC: "
+              + ", ".join(f"{t} {beat[t]}/{n[t]}" for t in types) + f"; CPC >= {target}x MFCC: {cpc}/{n.get('cpc', 0)}",
+              "", "Cross-speaker DTW AP, mean over the seeds: " + ", ".join(
+                  f"{t} {np.mean([v[t][1] for v in rows.values() if t in v]):.3f}" for t in types)]
+    return "\n".join(lines)
+
+
 def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--table":
+        print(table([Path(p) for p in sys.argv[2:]]))
+        return 0
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path)
     ap.add_argument("--minutes", type=float, default=15.0)

@@ -26,8 +26,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import UserError
-from .alignments import read_speaker_list
+from ..errors import UserError, WarningCounter
+from .alignment_formats import read_alignments
+from .alignments import WordAlignment, read_speaker_list
+from .registry import ALL_SPLIT
+from .speakers import canonical_utt, match_listed
 
 AUDIO_SUFFIXES = (".wav", ".flac")
 AUDIO_DIRS = ("audio", "wav", "flac")
@@ -149,3 +152,53 @@ def find_corpus(root: str | os.PathLike, alignments: list[str | os.PathLike] | N
         corpus_speakers = read_speaker_list(root / "speakers.list")
         sources.append(root / "speakers.list")
     return AudioCorpus(root, audio, files, split_speakers, audio_dir, corpus_speakers, sources)
+
+
+def default_split(speakers: list[str]) -> dict[str, list[str]]:
+    """Half the speakers for training, a quarter each for validation and test (sorted order)."""
+    speakers = sorted(speakers)
+    n = len(speakers)
+    n_val = max(1, n // 4) if n >= 3 else 0
+    n_test = max(1, n // 4) if n >= 3 else 0
+    n_train = n - n_val - n_test
+    return {
+        "train": speakers[:n_train],
+        "validation": speakers[n_train : n_train + n_val],
+        "test": speakers[n_train + n_val :],
+    }
+
+
+def read_corpus_words(corpus: AudioCorpus, problems: WarningCounter, tier: str | None = None) -> list[WordAlignment]:
+    """All alignment files' words, utterance ids mapped to the audio's spelling (NCHLT ids in any spelling)."""
+    words: list[WordAlignment] = []
+    for path in corpus.alignment_files:
+        words.extend(read_alignments(path, warnings=problems, tier=tier))
+    by_canonical = {canonical_utt(u): u for u in corpus.audio}
+    out = []
+    for w in words:
+        utt = w.utt if w.utt in corpus.audio else by_canonical.get(canonical_utt(w.utt))
+        out.append(w if utt in (None, w.utt) else WordAlignment(utt, w.start, w.end, w.word))
+    return out
+
+
+def assign_splits(corpus: AudioCorpus, speaker_of: dict[str, str], zero_resource: bool = False
+                  ) -> tuple[dict[str, str], list[str]]:
+    """``speaker -> split`` and the speakers left out (not in speakers.list, or in no split list)."""
+    speakers = set(speaker_of.values())
+    source = str(corpus.root)
+    if corpus.corpus_speakers is not None:
+        speakers &= set(match_listed({"speakers.list": corpus.corpus_speakers}, speakers, source)["speakers.list"])
+    if zero_resource:
+        splits = {ALL_SPLIT: sorted(speakers)}
+    elif corpus.split_speakers:
+        splits = match_listed(corpus.split_speakers, set(speaker_of.values()), source)
+    else:
+        splits = default_split(sorted(speakers))
+    split_of: dict[str, str] = {}
+    for split, spks in splits.items():
+        for s in spks:
+            if s in split_of:
+                raise UserError(f"speaker {s!r} is listed in both {split_of[s]!r} and {split!r}")
+            if s in speakers:
+                split_of[s] = split
+    return split_of, sorted(set(speaker_of.values()) - set(split_of))

@@ -50,16 +50,13 @@ from ..crash import die_with_parent, kill_point
 from ..errors import UserError, WarningCounter
 from ..fileio import atomic_path, os_user_error
 from . import publish
-from .alignment_formats import read_alignments
 from .alignments import TermPair, WordAlignment, same_label_pairs, unique_words
 from .archive import format_key, speaker_rule
-from .corpus import AudioCorpus, find_corpus  # noqa: F401  (find_corpus: part of this module's interface)
+from .corpus import AudioCorpus, assign_splits, default_split, find_corpus, read_corpus_words  # noqa: F401
 from .features import SAMPLE_RATE, FeatureConfig, compute_features, load_audio
-from .registry import SPLITS, register_dataset
-from .segments import SEGMENT_MODES, energy_segments, segments_from_words
-from .speakers import canonical_utt, check_speakers, choose_rule, listed_speaker, match_listed
-
-ALL_SPLIT = "all"
+from .registry import ALL_SPLIT, SPLITS, register_dataset
+from .segments import SEGMENT_MODES, energy_segments, segment_plan
+from .speakers import check_speakers, choose_rule
 
 
 @dataclass
@@ -94,20 +91,6 @@ class PrepareOptions:
         d = asdict(self)
         d["features"] = self.features.to_dict()
         return d
-
-
-def default_split(speakers: list[str]) -> dict[str, list[str]]:
-    """Half the speakers for training, a quarter each for validation and test (sorted order)."""
-    speakers = sorted(speakers)
-    n = len(speakers)
-    n_val = max(1, n // 4) if n >= 3 else 0
-    n_test = max(1, n // 4) if n >= 3 else 0
-    n_train = n - n_val - n_test
-    return {
-        "train": speakers[:n_train],
-        "validation": speakers[n_train : n_train + n_val],
-        "test": speakers[n_train + n_val :],
-    }
 
 
 def _features_of(args: tuple[Path, FeatureConfig]) -> tuple[np.ndarray, int]:
@@ -252,68 +235,6 @@ def ground_truth_pairs(
     return pairs
 
 
-def _read_words(corpus: AudioCorpus, options: PrepareOptions, problems: WarningCounter) -> list[WordAlignment]:
-    """All alignment files' words, utterance ids mapped to the audio's spelling (NCHLT ids in any spelling)."""
-    words: list[WordAlignment] = []
-    for path in corpus.alignment_files:
-        words.extend(read_alignments(path, warnings=problems, tier=options.tier))
-    by_canonical = {canonical_utt(u): u for u in corpus.audio}
-    out = []
-    for w in words:
-        utt = w.utt if w.utt in corpus.audio else by_canonical.get(canonical_utt(w.utt))
-        out.append(w if utt in (None, w.utt) else WordAlignment(utt, w.start, w.end, w.word))
-    return out
-
-
-def _splits(corpus: AudioCorpus, speaker_of: dict[str, str], options: PrepareOptions) -> tuple[dict[str, str], list[str]]:
-    """``speaker -> split`` and the speakers left out (not in speakers.list, or in no split list)."""
-    speakers = set(speaker_of.values())
-    source = str(corpus.root)
-    if corpus.corpus_speakers is not None:
-        speakers &= set(match_listed({"speakers.list": corpus.corpus_speakers}, speakers, source)["speakers.list"])
-    if options.zero_resource:
-        splits = {ALL_SPLIT: sorted(speakers)}
-    elif corpus.split_speakers:
-        splits = match_listed(corpus.split_speakers, set(speaker_of.values()), source)
-    else:
-        splits = default_split(sorted(speakers))
-    split_of: dict[str, str] = {}
-    for split, spks in splits.items():
-        for s in spks:
-            if s in split_of:
-                raise UserError(f"speaker {s!r} is listed in both {split_of[s]!r} and {split!r}")
-            if s in speakers:
-                split_of[s] = split
-    return split_of, sorted(set(speaker_of.values()) - set(split_of))
-
-
-def _duration(path: Path) -> float:
-    import soundfile as sf
-
-    try:
-        return float(sf.info(str(path)).duration)
-    except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError
-        raise UserError(f"audio file {path} cannot be read: {exc}") from None
-
-
-def _segment_spans(options: PrepareOptions, corpus: AudioCorpus, files: dict[str, Path],
-                   words: list[WordAlignment]) -> tuple[str, dict]:
-    """The segmentation mode used and ``utt -> spans`` for pass 1 (None: whole file, or "energy")."""
-    mode = options.segment
-    if mode == "auto":
-        longest = max((_duration(p) for p in files.values()), default=0.0)
-        mode = "none" if longest <= options.max_utterance_seconds else ("alignments" if words else "energy")
-    if mode == "none":
-        return mode, {}
-    if mode == "energy":
-        return mode, {u: "energy" for u in files}
-    by_utt: dict[str, list[WordAlignment]] = {}
-    for w in words:
-        by_utt.setdefault(w.utt, []).append(w)
-    # frames of a file are 1 + samples // 160; the spans are clipped to them in pass 1
-    return mode, {u: segments_from_words(by_utt[u], 10**9) if u in by_utt else "energy" for u in files}
-
-
 def prepare_corpus(
     corpus_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -383,14 +304,14 @@ def _left_out(corpus: AudioCorpus, unassigned: list[str], strict: bool) -> None:
 def _prepare_locked(corpus, out_dir, ds_dir, name, options, fingerprint, t0, strict, jobs, progress, log) -> dict:
     """The work of :func:`prepare_corpus` once the dataset's lock is held and no reuse is possible."""
     problems = WarningCounter(strict=strict, what="alignment line")
-    words = _read_words(corpus, options, problems)
+    words = read_corpus_words(corpus, problems, options.tier)
     rule, style = choose_rule(list(corpus.audio), options.speaker_rule)
     speaker_of = {u: rule(u) for u in corpus.audio}
     check_speakers(speaker_of, rule)
     found = f"{corpus.describe(len(words))}; {len(set(speaker_of.values()))} speakers (rule {rule.name}" + \
         (f", {style} ids)" if style else ")")
     log(found)
-    split_of_speaker, unassigned = _splits(corpus, speaker_of, options)
+    split_of_speaker, unassigned = assign_splits(corpus, speaker_of, options.zero_resource)
     if unassigned and (corpus.split_speakers or corpus.corpus_speakers is not None):
         _left_out(corpus, unassigned, strict)
     missing = sorted({w.utt for w in words if w.utt not in corpus.audio})
@@ -404,7 +325,7 @@ def _prepare_locked(corpus, out_dir, ds_dir, name, options, fingerprint, t0, str
     files = {u: p for u, p in corpus.audio.items() if speaker_of[u] in split_of_speaker}
     if not files:
         raise UserError(f"corpus {corpus.root}: no utterance belongs to a listed speaker")
-    segment_mode, spans = _segment_spans(options, corpus, files, words)
+    segment_mode, spans = segment_plan(options.segment, options.max_utterance_seconds, files, words)
     with publish.staging(out_dir, name) as stage:
         raw_dir = stage / ".prepare-raw"
         raw_dir.mkdir()

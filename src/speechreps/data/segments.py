@@ -19,6 +19,7 @@ longer than ``max_utterance_seconds`` (60 s): short files are utterances already
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -82,3 +83,31 @@ def energy_segments(audio: np.ndarray, threshold_db: float = 35.0, min_pause: fl
     p = int(round(pad * 100))
     spans = [(s - p, e + p) for s, e in spans if e - s >= min_speech * 100]
     return clip_spans(spans, len(energy))
+
+
+def _duration(path: Path) -> float:
+    import soundfile as sf
+
+    from ..errors import UserError
+
+    try:
+        return float(sf.info(str(path)).duration)
+    except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError
+        raise UserError(f"audio file {path} cannot be read: {exc}") from None
+
+
+def segment_plan(mode: str, max_utterance_seconds: float, files: dict[str, Path],
+                 words: Sequence[WordAlignment]) -> tuple[str, dict]:
+    """The segmentation mode used and ``utt -> spans`` for pass 1 (None: whole file, or "energy")."""
+    if mode == "auto":
+        longest = max((_duration(p) for p in files.values()), default=0.0)
+        mode = "none" if longest <= max_utterance_seconds else ("alignments" if words else "energy")
+    if mode == "none":
+        return mode, {}
+    if mode == "energy":
+        return mode, {u: "energy" for u in files}
+    by_utt: dict[str, list[WordAlignment]] = {}
+    for w in words:
+        by_utt.setdefault(w.utt, []).append(w)
+    # frames of a file are 1 + samples // 160; the spans are clipped to them in pass 1
+    return mode, {u: segments_from_words(by_utt[u], 10**9) if u in by_utt else "energy" for u in files}

@@ -9,6 +9,10 @@ next block continue it). Everything counted in epochs (``validate_every``, ``che
 ``lr_milestones``, ``epoch_<N>.pt``, metrics rows) counts these blocks; block ``N`` ends at step
 ``N * steps_per_epoch``.
 
+Under ``torchrun`` the blocks are of the whole job's batches: each of ``W`` processes takes every
+``W``-th batch of a block (:class:`~speechreps.train.distributed.ShardedBatchSampler`), so that
+``num_steps`` batches are trained on in all, as in one process.
+
 Resume stays exact: the state of :class:`StepBlockSampler` is the inner sampler's generator state at
 the start of the real epoch in progress plus how many of that epoch's batches were used; loading it
 draws that epoch again from the same state and skips the used batches.
