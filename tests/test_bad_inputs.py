@@ -101,10 +101,11 @@ def case_prepare_no_audio(t, w, mp):
     return ["prepare", str(t / "empty"), str(t / "out"), "--name", "x"], "no .wav or .flac"
 
 
-def case_prepare_no_wrd(t, w, mp):
+def case_prepare_wrd_names_no_audio(t, w, mp):
+    """A corpus without alignments is fine (utterances only); alignments that match no audio are not."""
     c = _corpus_copy(w, t)
-    (c / "words.wrd").unlink()
-    return _prep(t, w, mp, corpus=c), "no .wrd alignment file"
+    (c / "words.wrd").write_text("nobody_000 0.10 0.70 alpha\nnobody_000 0.80 1.40 bravo\n")
+    return _prep(t, w, mp, corpus=c), "no usable word alignments"
 
 
 def case_prepare_alignments_missing(t, w, mp):

@@ -16,7 +16,9 @@ Stages (each skipped when its recorded inputs are unchanged, see :mod:`speechrep
    cached per job in ``RUN/awe/`` like the stages;
 7. ``report``          ``report.md`` + figures, and the table printed at the end.
 
-A user's own datasets (``--dataset NAME`` with ``--data-paths``) replace stages 1-2.
+A user's own datasets (``--dataset NAME`` with ``--data-paths``) replace stages 1-2; a user's own audio
+corpora (``--corpus PATH``, optionally ``--zero-resource``) replace stage 1 and are prepared like
+``speechreps prepare`` does, into ``--data-dir``, under the corpus folder's name.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ class MainJobOptions:
     languages: tuple[str, ...] = BUILTIN_LANGUAGES
     datasets: list[str] | None = None  # the user's own, from data_paths; replaces languages
     data_paths: Path | None = None
+    corpora: list[Path] | None = None  # the user's own audio corpora, prepared into data_dir; replace languages
+    zero_resource: bool = False  # corpora: prepare the one split "all" (train and evaluate on all the audio)
     only: list[str] | None = None
     seeds: int = 1
     base_seed: int = 0
@@ -107,6 +111,27 @@ def _builtin_datasets(opts: MainJobOptions, cache: StageCache) -> tuple[Path, li
         names.append(name)
         fps[name] = summary["fingerprint"]
     return data_paths, names, fps
+
+
+def _corpus_datasets(opts: MainJobOptions) -> tuple[Path, list[str], dict[str, str]]:
+    """Prepare each ``--corpus`` folder into ``data_dir`` (prepare's own cache skips unchanged ones)."""
+    import re
+
+    from .data.prepare import PrepareOptions, prepare_corpus
+
+    names, fps = [], {}
+    for corpus in opts.corpora or []:
+        name = re.sub(r"[^A-Za-z0-9_.-]", "-", Path(corpus).resolve().name) or "corpus"
+        if name in names:
+            raise UserError(f"--corpus {corpus}: a second corpus named {name!r}")
+        summary = prepare_corpus(corpus, opts.data_dir, name, PrepareOptions(zero_resource=opts.zero_resource),
+                                 jobs=opts.jobs, progress=opts.progress, log=opts.log)
+        if not any(s.get("word_tokens") for s in summary["splits"].values()):
+            raise UserError(f"--corpus {corpus}: no word tokens to evaluate on (the main job needs word alignments; "
+                            f"train single models on it with speechreps train)")
+        names.append(name)
+        fps[name] = summary["fingerprint"]
+    return opts.data_dir / "data_paths.json", names, fps
 
 
 def _user_datasets(opts: MainJobOptions) -> tuple[Path, list[str], dict[str, str]]:
@@ -171,13 +196,21 @@ def _score(segments, labels, speakers, jobs, device, base: dict, with_pr: bool) 
     return rows
 
 
+def _eval_splits(data_paths: Path, name: str) -> list[str]:
+    """validation and test; ``all`` for a zero-resource dataset (see DatasetPaths.evaluation_splits)."""
+    from .data.registry import load_dataset
+
+    return load_dataset(data_paths, name).evaluation_splits()
+
+
 def _baseline(data_paths: Path, name: str, opts: MainJobOptions) -> list[dict]:
     rows = []
-    for split in ("validation", "test"):
+    splits = _eval_splits(data_paths, name)
+    for split in splits:
         keys, segments, labels, speakers, _, _ = _word_set(data_paths, name, split)
         base = {"features": "mfcc", "layer": None, "trained_on": None, "evaluated_on": name, "split": split,
                 "seed": None, "dim": int(segments[0].shape[1])}
-        rows += _score(segments, labels, speakers, opts.jobs, opts.device, base, with_pr=split == "test")
+        rows += _score(segments, labels, speakers, opts.jobs, opts.device, base, with_pr=split == splits[-1])
     return rows
 
 
@@ -235,7 +268,8 @@ def _evaluate_model(rep: str, ckpt_dir: Path, config_path: Path, data_paths: Pat
     model, _, _ = load_trained_model(run, device)
     layer = model.default_layer
     rows = []
-    for split in ("validation", "test"):
+    splits = _eval_splits(data_paths, name)
+    for split in splits:
         keys, _, labels, speakers, words, utterances = _word_set(data_paths, name, split)
         feats, _ = word_features(model, words, utterances, [layer], device=device)
         save_archive(opts.run_dir / "features" / f"s{seed}" / f"{trained_on}" / f"{name}_{split}_{rep}_{layer}.npz",
@@ -243,7 +277,7 @@ def _evaluate_model(rep: str, ckpt_dir: Path, config_path: Path, data_paths: Pat
         segments = [feats[layer][k] for k in keys]
         base = {"features": rep, "layer": layer, "trained_on": trained_on, "evaluated_on": name, "split": split,
                 "seed": seed, "dim": int(segments[0].shape[1])}
-        rows += _score(segments, labels, speakers, opts.jobs, opts.device, base, with_pr=split == "test")
+        rows += _score(segments, labels, speakers, opts.jobs, opts.device, base, with_pr=split == splits[-1])
     return rows
 
 
@@ -284,7 +318,9 @@ def _run_stages(opts: MainJobOptions, types: list[str], config_file: Path, confi
     """The stages of :func:`run_main_job`, with the run folder locked."""
     cache = StageCache(opts.run_dir, opts.force, log=opts.log)
 
-    if opts.datasets:
+    if opts.corpora:
+        data_paths, names, data_fps = _corpus_datasets(opts)
+    elif opts.datasets:
         data_paths, names, data_fps = _user_datasets(opts)
     else:
         data_paths, names, data_fps = _builtin_datasets(opts, cache)

@@ -233,7 +233,7 @@ def _samediff(segments, labels, speakers, distance: str, n_jobs: int | None):
 
 def _frame_ae_for(opts: RunOptions, cfg, device, log: Callable[[str], None]) -> dict:
     """The frame AE state a frame CAE starts from: cfg.ae_checkpoint, else trained into CKPT_DIR/frame_ae."""
-    from .config import load_config
+    from .config import load_config, planned_epochs
     from .train import checkpoint as ckpt
 
     if cfg.ae_checkpoint:
@@ -248,7 +248,7 @@ def _frame_ae_for(opts: RunOptions, cfg, device, log: Callable[[str], None]) -> 
         raise UserError(f"frame_cae starts from a trained frame AE: set ae_checkpoint in [frame_cae] or add a "
                         f"[frame_ae] section to train one ({exc})") from None
     have = ckpt.saved_epochs(ae_dir)
-    if not have or have[-1] < ae_cfg.num_epochs:
+    if not have or have[-1] < planned_epochs(ae_cfg):
         log(f"frame_cae: no ae_checkpoint in the config; training a frame AE first into {ae_dir}")
         sub = RunOptions(**{**opts.__dict__, "representation_type": "frame_ae", "ckpt_dir": ae_dir,
                             "load_from_epoch": have[-1] if have else None, "resume": False, "pairs": None})
@@ -346,7 +346,7 @@ def evaluate(opts: RunOptions, log: Callable[[str], None] = print) -> dict:
     layers = resolve_layers(model, opts.layer or "all")
     report: dict[str, Any] = {"representation_type": opts.representation_type, "checkpoint": str(path),
                               "epoch": epoch, "language": language, "isolated": opts.isolated, "splits": {}}
-    for split in ("validation", "test"):
+    for split in ds.evaluation_splits():
         if not ds.has_word_tokens(split):
             log(f"evaluate: dataset {language!r} has no {split} word tokens; skipped")
             continue
@@ -368,6 +368,8 @@ def evaluate(opts: RunOptions, log: Callable[[str], None] = print) -> dict:
             rows["input" if feature == "input" else layer] = entry
         report["splits"][split] = {"words": str(words_path), "n_tokens": len(keys), "encoding": counts, "results": rows}
     if not report["splits"]:
+        if not any(p is not None for p in ds.words.values()):
+            ds.word_tokens("validation")  # raises: no word tokens at all (prepared without word alignments?)
         raise UserError(f"dataset {language!r} has no validation or test word tokens to evaluate on")
     out = opts.ckpt_dir / f"evaluation_{language}.json"
     write_json(out, report)
@@ -410,7 +412,7 @@ def extract(opts: RunOptions, log: Callable[[str], None] = print) -> list[Path]:
     remove_stale_temporaries(opts.save_path, (f".{language}_*_{opts.representation_type}_*.tmp.npz",),
                              temporaries=False)
     written = []
-    for split in opts.splits:
+    for split in (["all"] if ds.zero_resource else opts.splits):  # a zero-resource dataset's one split
         if not ds.has_word_tokens(split):
             log(f"extract: dataset {language!r} has no {split} word tokens; skipped")
             continue

@@ -21,6 +21,7 @@ from typing import Any, Iterable
 import numpy as np
 
 SPLITS = ("validation", "test")
+ALL_SPLITS = ("validation", "test", "all")  # "all": a zero-resource dataset's one split
 DISTANCES = ("downsample", "dtw")
 
 
@@ -36,10 +37,11 @@ def _setting(row: dict) -> tuple:
     return (row["features"], row.get("layer") or "", row.get("trained_on") or "", row["evaluated_on"])
 
 
-def samediff_table(rows: Iterable[dict[str, Any]], splits=SPLITS, distances=DISTANCES) -> str:
+def samediff_table(rows: Iterable[dict[str, Any]], splits=None, distances=DISTANCES) -> str:
     """A markdown table: one line per (features, layer, trained on, evaluated on), columns per
-    split x distance x (all positives, cross-speaker positives)."""
+    split x distance x (all positives, cross-speaker positives); splits: those the rows have."""
     rows = list(rows)
+    splits = splits or [s for s in ALL_SPLITS if any(r["split"] == s for r in rows)] or SPLITS
     cells: dict[tuple, dict[tuple, list[float]]] = defaultdict(lambda: defaultdict(list))
     order: list[tuple] = []
     for r in rows:
@@ -51,7 +53,7 @@ def samediff_table(rows: Iterable[dict[str, Any]], splits=SPLITS, distances=DIST
                 cells[key][(r["split"], r["distance"], which)].append(float(r[which]))
     head = ["features", "layer", "trained on", "evaluated on"]
     cols = [(s, d, w) for s in splits for d in distances for w in ("ap", "ap_cross_speaker")]
-    short = {"downsample": "down", "dtw": "DTW", "ap": "AP", "ap_cross_speaker": "xspk AP", "validation": "val", "test": "test"}
+    short = {"downsample": "down", "dtw": "DTW", "ap": "AP", "ap_cross_speaker": "xspk AP", "validation": "val", "test": "test", "all": "all"}
     head += [f"{short[s]} {short[d]} {short[w]}" for s, d, w in cols]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for key in order:

@@ -150,12 +150,16 @@ def write_term_pairs(path: str | os.PathLike, pairs: list[TermPair]) -> None:
 
 
 def read_speaker_list(path: str | os.PathLike) -> list[str]:
-    """One speaker id per line; blank lines ignored."""
+    """One speaker id per line (its first field); blank lines and ``#`` comments ignored.
+
+    The first field only, because the recipe's ``buckeye_speakers.list`` adds gender and age columns.
+    """
     path = Path(path)
     try:
-        return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
-    except OSError as exc:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"speaker list {path} cannot be read: {exc}") from None
+    return [ln.split()[0] for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
 
 
 def same_label_pairs(labels: Sequence[str], max_per_label: int, seed: int) -> list[tuple[int, int]]:

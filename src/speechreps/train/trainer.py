@@ -42,6 +42,7 @@ from ..errors import UserError
 from ..fileio import write_json, write_text
 from . import checkpoint as ckpt
 from . import distributed as dist_
+from .budget import apply_step_budget
 
 
 def seed_everything(seed: int) -> None:
@@ -194,7 +195,8 @@ def make_optimizer(parameters, learning_rate: float) -> torch.optim.Adam:
 class Trainer:
     """Trains ``model`` on ``train_set`` with the training fields of ``cfg``; writes to ``ckpt_dir``.
 
-    ``cfg`` fields used: learning_rate, lr_milestones, lr_gamma, num_epochs, checkpoint_interval,
+    ``cfg`` fields used: learning_rate, lr_milestones, lr_gamma, num_epochs (or num_steps and
+    steps_per_epoch, see :mod:`speechreps.train.budget`), checkpoint_interval,
     grad_clip (<= 0 or None: no clipping), amp (CUDA only), amp_dtype (``float16`` with a gradient scaler,
     or ``bfloat16`` without one), validate_every (0: never), seed.
     ``train_set`` offers ``sampler`` (checkpointable), ``collate(refs)`` and ``n_frames(refs)``.
@@ -221,6 +223,7 @@ class Trainer:
         self.main = self.rank == 0
         self.model = model.to(self.device)
         self.ddp = dist_.wrap_model(self.model, self.device) if self.distributed else None
+        blocks = apply_step_budget(train_set, cfg)  # num_steps: "epochs" of steps_per_epoch steps (budget.py)
         if self.distributed and not isinstance(train_set.sampler, dist_.ShardedBatchSampler):
             train_set.sampler = dist_.ShardedBatchSampler(train_set.sampler, self.rank, self.world)
         self.workers = max(0, int(workers or 0))
@@ -234,7 +237,7 @@ class Trainer:
         self.progress = progress and self.main
         self.log = log if self.main else (lambda msg: None)
         self.tensorboard = tensorboard
-        self.num_epochs = int(_get(cfg, "num_epochs", 1))
+        self.num_epochs = blocks if blocks is not None else int(_get(cfg, "num_epochs", 1))
         self.interval = max(1, int(_get(cfg, "checkpoint_interval", 1)))
         self.validate_every = int(_get(cfg, "validate_every", 0))
         self.grad_clip = float(_get(cfg, "grad_clip", 0.0))
