@@ -344,3 +344,16 @@ def test_repair_relinks_best_when_the_newest_epoch_was_the_best(tmp_path):
     assert sorted(ckpt.repair(tmp_path)) == ["best.pt", "last.pt"]
     assert ckpt.load(tmp_path / "best.pt")["epoch"] == ckpt.load(tmp_path / "last.pt")["epoch"] == 2
     assert ckpt.repair(tmp_path) == []
+
+
+def test_stale_temporaries_are_recognised_by_name(tmp_path):
+    from speechreps.crash import remove_stale_temporaries
+    from speechreps.fileio import atomic_path
+
+    with atomic_path(tmp_path / "sub" / "x.npz", suffix=".npz") as tmp:  # the names atomic_path really makes
+        left = tmp.with_name(tmp.name.replace(".x.npz.", ".y.npz."))
+        left.write_bytes(b"half")
+        tmp.write_bytes(b"whole")
+    (tmp_path / "sub" / ".hidden_but_mine.txt").write_text("keep")
+    assert remove_stale_temporaries(tmp_path, recursive=True) == [left]
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == [".hidden_but_mine.txt", "x.npz"]

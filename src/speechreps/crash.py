@@ -46,9 +46,9 @@ def is_temporary(name: str) -> bool:
 
 
 def remove_stale_temporaries(folder: str | os.PathLike, extra_globs: tuple[str, ...] = (),
-                             temporaries: bool = True) -> list[Path]:
-    """Delete atomic-write temporaries in ``folder`` (not below; ``temporaries=False``: leave them), and
-    anything matching ``extra_globs``.
+                             temporaries: bool = True, recursive: bool = False) -> list[Path]:
+    """Delete atomic-write temporaries in ``folder`` (and below it if ``recursive``; ``temporaries=False``:
+    leave them), and anything matching ``extra_globs``.
 
     Only call this while holding the folder's lock: a live writer's temporary looks the same.
     Returns what was removed.
@@ -57,7 +57,8 @@ def remove_stale_temporaries(folder: str | os.PathLike, extra_globs: tuple[str, 
     if not folder.is_dir():
         return []
     removed = []
-    stale = [p for p in folder.iterdir() if is_temporary(p.name)] if temporaries else []
+    found = folder.rglob(".*") if recursive else folder.iterdir()
+    stale = [p for p in found if is_temporary(p.name)] if temporaries else []
     for pattern in extra_globs:
         stale += [p for p in folder.glob(pattern) if p not in stale]
     for path in stale:
