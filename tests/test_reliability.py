@@ -171,7 +171,7 @@ def _train_argv(root: Path, ckpt_dir: Path, *extra) -> list[str]:
             str(root / "data_paths.json"), "--val-tokens", "0", "--jobs", "1", "--no-progress", *extra]
 
 
-@pytest.mark.parametrize("point", ["train-after-epoch-file@3", "train-after-best@1", "train-after-metrics@3"])
+@pytest.mark.parametrize("point", ["train-after-epoch-file@3", "train-after-metrics@3"])
 def test_killed_training_resumes_to_the_uninterrupted_result(project, tmp_path, point):
     root, straight = project
     d = tmp_path / "ck"
