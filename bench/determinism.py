@@ -33,7 +33,7 @@ root = sys.argv[1]
 ds = load_dataset(root + "/data_paths.json", "toy")
 rep = sys.argv[5]
 section = json.loads(sys.argv[6])
-cfg = config_from_dict({**section, "validate_every": 0, "checkpoint_interval": section["num_epochs"]}, rep)
+cfg = config_from_dict({**section, "validate_every": 0}, rep)
 seed_everything(cfg.seed)
 model = build_model(rep, cfg)
 ts = make_training_set(rep, model.batch_kind, cfg, ds)
