@@ -304,12 +304,13 @@ def test_train_warnings_do_not_mention_strict(project, tmp_path, capsys):
     assert "ghost_000" in err and "--strict" not in err
 
 
-def test_die_with_parent_ends_pool_workers(tmp_path):
-    script = """
+@pytest.mark.parametrize("initializer", ["die_with_parent", "watch_parent"])
+def test_pool_workers_end_with_their_parent(tmp_path, initializer):
+    script = f"""
 import os, signal, sys, time
 from concurrent.futures import ProcessPoolExecutor
-from speechreps.crash import die_with_parent
-pool = ProcessPoolExecutor(2, initializer=die_with_parent, initargs=(os.getpid(),))
+from speechreps.crash import {initializer}
+pool = ProcessPoolExecutor(2, initializer={initializer}, initargs=(os.getpid(),))
 list(pool.map(abs, [1, 2]))
 print(" ".join(str(p) for p in pool._processes), flush=True)
 pool.submit(time.sleep, 60)

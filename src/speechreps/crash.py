@@ -72,7 +72,7 @@ def remove_stale_temporaries(folder: str | os.PathLike, extra_globs: tuple[str, 
 
 
 def die_with_parent(parent_pid: int | None = None) -> None:
-    """Make this (worker) process exit within a second of its parent's death.
+    """A pool worker's initializer: this process exits within a second of its parent's death.
 
     A daemon thread polls the parent id: a process whose parent dies is re-parented at once (even
     before the dead parent is reaped), so a changed ``os.getppid()`` means the parent is gone.
@@ -80,17 +80,43 @@ def die_with_parent(parent_pid: int | None = None) -> None:
 
     Why not ``prctl(PR_SET_PDEATHSIG)``: its "parent" is the *thread* that forked the worker, and
     ``multiprocessing.Pool`` forks replacement workers from a helper thread; in a test of 8 pools in a
-    row, pools whose workers armed it hung, while this watcher never did.
+    row, pools whose workers armed it hung (a worker killed mid-task is waited for forever).
     """
     parent = os.getppid()
     if parent_pid is not None and parent != parent_pid:
         os._exit(1)  # the parent died before this worker started
+    _watch(lambda: os.getppid() != parent)
+
+
+def watch_parent(parent_pid: int) -> None:
+    """A pool worker's initializer: this process exits within a second of ``parent_pid``'s death.
+
+    For workers whose own parent is not the process to follow (a fork server's children): the pid
+    counts as dead once it is gone or a zombie (killed, not yet reaped).
+    """
+    _watch(lambda: not _alive(parent_pid))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed process stays a zombie until its parent reaps it; it is dead all the same
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _watch(gone) -> None:
     import threading
     import time
 
     def watch() -> None:
         while True:
-            if os.getppid() != parent:
+            if gone():
                 os._exit(1)
             time.sleep(0.5)
 
