@@ -51,6 +51,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=4)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--model", default="frame_ae", help="a section of the demo config (frame_ae, apc, cpc)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="override a config value")
     ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="set in every child")
     args = ap.parse_args()
     import numpy as np
@@ -63,13 +64,16 @@ def main() -> None:
     make_toy_dataset(Path(root), dim=39, n_speakers=8, n_utts=40)
     env = {**os.environ, **dict(e.split("=", 1) for e in args.env)}
     demo = Path(__file__).resolve().parent.parent / "src" / "speechreps" / "configs" / "demo.json"
-    section = json.dumps(json.loads(demo.read_text())[args.model])
+    section = {**json.loads(demo.read_text())[args.model], **{k: json.loads(v) for k, v in
+                                                             (o.split("=", 1) for o in args.set)}}
+    section = json.dumps(section)
     first = None
     for run in range(args.runs):
         out = Path(root) / f"w{run}.npy"
         proc = subprocess.run([sys.executable, "-c", CHILD, root, str(args.threads), tests, str(out), args.model,
-                               section], env=env,
-                              capture_output=True, text=True, check=True)
+                               section], env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            sys.exit(f"run {run} failed:\n{proc.stderr[-2000:]}")
         w = np.load(out)
         first = w if first is None else first
         print(f"run {run}: weights {proc.stdout.strip()}  max |diff| from run 0: {np.abs(w - first).max():.3g}")
