@@ -135,7 +135,7 @@ def registered(data_paths: Path, name: str, ds_dir: Path, entries: dict[str, str
     if set(have) != set(entries):
         return False
     for suffix, value in entries.items():
-        if is_file_entry(suffix):
+        if suffix in FILE_ENTRIES:
             p = Path(have[suffix]).expanduser()
             p = p if p.is_absolute() else base / p
             if p.resolve() != (ds_dir / value).resolve():
@@ -145,12 +145,11 @@ def registered(data_paths: Path, name: str, ds_dir: Path, entries: dict[str, str
     return True
 
 
-def is_file_entry(suffix: str) -> bool:
-    """Whether a data_paths suffix names a file inside the dataset folder (``<split>_data``, ``_words``,
-    ``train_pairs``), not a plain value such as ``speaker_rule``."""
-    return suffix.endswith(("_data", "_words", "_pairs"))
+#: entry suffixes whose values are file names inside the dataset folder
+FILE_ENTRIES = tuple(f"{s}_{kind}" for s in ("train", "validation", "test", "all") for kind in ("data", "words")) + (
+    "train_pairs",)  # "all": the zero-resource split (registry.ALL_SPLIT)
 
 
 def entry_paths(ds_dir: Path, entries: dict[str, str]) -> dict[str, str | Path]:
     """``entries`` with file names turned into paths inside ``ds_dir`` (what ``register_dataset`` takes)."""
-    return {k: (ds_dir / v if is_file_entry(k) else v) for k, v in entries.items()}
+    return {k: (ds_dir / v if k in FILE_ENTRIES else v) for k, v in entries.items()}
