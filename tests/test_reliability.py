@@ -171,7 +171,7 @@ def _train_argv(root: Path, ckpt_dir: Path, *extra) -> list[str]:
             str(root / "data_paths.json"), "--val-tokens", "0", "--jobs", "1", "--no-progress", *extra]
 
 
-@pytest.mark.parametrize("point", ["train-after-epoch-file@3", "train-after-best@1", "train-after-metrics@3"])
+@pytest.mark.parametrize("point", ["train-after-epoch-file@3", "train-after-metrics@3"])
 def test_killed_training_resumes_to_the_uninterrupted_result(project, tmp_path, point):
     root, straight = project
     d = tmp_path / "ck"
@@ -304,12 +304,13 @@ def test_train_warnings_do_not_mention_strict(project, tmp_path, capsys):
     assert "ghost_000" in err and "--strict" not in err
 
 
-def test_die_with_parent_ends_pool_workers(tmp_path):
-    script = """
+@pytest.mark.parametrize("initializer", ["die_with_parent", "watch_parent"])
+def test_pool_workers_end_with_their_parent(tmp_path, initializer):
+    script = f"""
 import os, signal, sys, time
 from concurrent.futures import ProcessPoolExecutor
-from speechreps.crash import die_with_parent
-pool = ProcessPoolExecutor(2, initializer=die_with_parent, initargs=(os.getpid(),))
+from speechreps.crash import {initializer}
+pool = ProcessPoolExecutor(2, initializer={initializer}, initargs=(os.getpid(),))
 list(pool.map(abs, [1, 2]))
 print(" ".join(str(p) for p in pool._processes), flush=True)
 pool.submit(time.sleep, 60)
@@ -344,3 +345,16 @@ def test_repair_relinks_best_when_the_newest_epoch_was_the_best(tmp_path):
     assert sorted(ckpt.repair(tmp_path)) == ["best.pt", "last.pt"]
     assert ckpt.load(tmp_path / "best.pt")["epoch"] == ckpt.load(tmp_path / "last.pt")["epoch"] == 2
     assert ckpt.repair(tmp_path) == []
+
+
+def test_stale_temporaries_are_recognised_by_name(tmp_path):
+    from speechreps.crash import remove_stale_temporaries
+    from speechreps.fileio import atomic_path
+
+    with atomic_path(tmp_path / "sub" / "x.npz", suffix=".npz") as tmp:  # the names atomic_path really makes
+        left = tmp.with_name(tmp.name.replace(".x.npz.", ".y.npz."))
+        left.write_bytes(b"half")
+        tmp.write_bytes(b"whole")
+    (tmp_path / "sub" / ".hidden_but_mine.txt").write_text("keep")
+    assert remove_stale_temporaries(tmp_path, recursive=True) == [left]
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == [".hidden_but_mine.txt", "x.npz"]

@@ -68,6 +68,10 @@ def run_cli(parser: argparse.ArgumentParser, argv: list[str] | None, prog: str) 
             raise
         print(f"{prog}: error: {user}", file=sys.stderr)
         return 2
+    except MemoryError:
+        print(f"{prog}: error: out of memory: a size in the config or the options is larger than this machine "
+              f"can allocate", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130

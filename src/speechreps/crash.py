@@ -46,9 +46,9 @@ def is_temporary(name: str) -> bool:
 
 
 def remove_stale_temporaries(folder: str | os.PathLike, extra_globs: tuple[str, ...] = (),
-                             temporaries: bool = True) -> list[Path]:
-    """Delete atomic-write temporaries in ``folder`` (not below; ``temporaries=False``: leave them), and
-    anything matching ``extra_globs``.
+                             temporaries: bool = True, recursive: bool = False) -> list[Path]:
+    """Delete atomic-write temporaries in ``folder`` (and below it if ``recursive``; ``temporaries=False``:
+    leave them), and anything matching ``extra_globs``.
 
     Only call this while holding the folder's lock: a live writer's temporary looks the same.
     Returns what was removed.
@@ -57,7 +57,8 @@ def remove_stale_temporaries(folder: str | os.PathLike, extra_globs: tuple[str, 
     if not folder.is_dir():
         return []
     removed = []
-    stale = [p for p in folder.iterdir() if is_temporary(p.name)] if temporaries else []
+    found = folder.rglob(".*") if recursive else folder.iterdir()
+    stale = [p for p in found if is_temporary(p.name)] if temporaries else []
     for pattern in extra_globs:
         stale += [p for p in folder.glob(pattern) if p not in stale]
     for path in stale:
@@ -71,25 +72,29 @@ def remove_stale_temporaries(folder: str | os.PathLike, extra_globs: tuple[str, 
 
 
 def die_with_parent(parent_pid: int | None = None) -> None:
-    """Make this (worker) process receive SIGKILL when its parent dies.
+    """A pool worker's initializer: this process exits within a second of its parent's death.
 
-    On Linux this is ``prctl(PR_SET_PDEATHSIG, SIGKILL)``; elsewhere a daemon thread polls the parent
-    id once a second. ``parent_pid``: the parent's pid as the parent saw it, to catch a parent that
-    died before this ran.
+    A daemon thread polls the parent id: a process whose parent dies is re-parented at once (even
+    before the dead parent is reaped), so a changed ``os.getppid()`` means the parent is gone.
+    ``parent_pid``: the launching process's pid, to catch one that died before this ran.
+
+    Why not ``prctl(PR_SET_PDEATHSIG)``: its "parent" is the *thread* that forked the worker, and
+    ``multiprocessing.Pool`` forks replacement workers from a helper thread; in a test of 8 pools in a
+    row, pools whose workers armed it hung (a worker killed mid-task is waited for forever).
     """
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
+    parent = os.getppid()
+    if parent_pid is not None and parent != parent_pid:
+        os._exit(1)  # the parent died before this worker started
+    _watch(lambda: os.getppid() != parent)
 
-            libc = ctypes.CDLL(None, use_errno=True)
-            pr_set_pdeathsig = 1
-            if libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0) == 0:
-                if parent_pid is not None and not _alive(parent_pid):
-                    os._exit(1)  # the parent died before the signal was armed
-                return
-        except (OSError, AttributeError):
-            pass
-    _watch_parent(parent_pid if parent_pid is not None else os.getppid())
+
+def watch_parent(parent_pid: int) -> None:
+    """A pool worker's initializer: this process exits within a second of ``parent_pid``'s death.
+
+    For workers whose own parent is not the process to follow (a fork server's children): the pid
+    counts as dead once it is gone or a zombie (killed, not yet reaped).
+    """
+    _watch(lambda: not _alive(parent_pid))
 
 
 def _alive(pid: int) -> bool:
@@ -99,27 +104,20 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # a killed process stays a zombie until its parent reaps it; it is dead all the same
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
-def watch_parent(parent_pid: int) -> None:
-    """A pool worker's initializer: a daemon thread ends this process within a second of ``parent_pid``'s death.
-
-    For ``multiprocessing.Pool(maxtasksperchild=...)``, whose replacement workers are forked from the
-    pool's handler thread: ``PR_SET_PDEATHSIG`` (:func:`die_with_parent`) ties a child to the *thread*
-    that forked it, and a pool that loses a worker mid-task waits for it forever.
-    """
-    _watch_parent(parent_pid)
-
-
-def _watch_parent(parent_pid: int) -> None:
+def _watch(gone) -> None:
     import threading
     import time
 
     def watch() -> None:
         while True:
-            if not _alive(parent_pid):
+            if gone():
                 os._exit(1)
-            time.sleep(1.0)
+            time.sleep(0.5)
 
     threading.Thread(target=watch, name="speechreps-parent-watch", daemon=True).start()

@@ -316,8 +316,9 @@ def run_main_job(opts: MainJobOptions) -> Path:
     from .locks import exclusive
 
     with exclusive(opts.run_dir / ".lock", f"run folder {opts.run_dir}"):
-        for folder in (opts.run_dir, opts.run_dir / "stages", opts.run_dir / "configs"):
-            remove_stale_temporaries(folder)
+        # temporaries of a killed job in what it writes itself (its checkpoint folders: train does that)
+        for sub in ("", "stages", "configs", "features", "awe"):
+            remove_stale_temporaries(opts.run_dir / sub, recursive=sub in ("features", "awe"))
         return _run_stages(opts, types, config_file, config, t_start)
 
 
