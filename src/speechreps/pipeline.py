@@ -104,6 +104,9 @@ class RunOptions:
     progress: bool = True
     val_tokens: int = VAL_MAX_TOKENS
     workers: int = 0
+    # a second dataset whose validation AP is only logged (as ref_val_ap...), never used to pick best.pt:
+    # the zero-resource track picks by discovered terms and records what gold labels would have picked
+    reference_language: str | None = None
 
 
 def options_from_args(args: argparse.Namespace, action: str) -> RunOptions:
@@ -231,6 +234,13 @@ def _samediff(segments, labels, speakers, distance: str, n_jobs: int | None):
     return samediff(segments, labels, speakers, distance=distance, n_jobs=n_jobs)
 
 
+def _with_reference(validate: Callable, reference: Callable | None) -> Callable:
+    """``validate``'s metrics plus ``reference``'s under ``ref_`` names (logged, never deciding best.pt)."""
+    if reference is None:
+        return validate
+    return lambda m: {**validate(m), **{f"ref_{k}": v for k, v in reference(m).items()}}
+
+
 def _frame_ae_for(opts: RunOptions, cfg, device, log: Callable[[str], None]) -> dict:
     """The frame AE state a frame CAE starts from: cfg.ae_checkpoint, else trained into CKPT_DIR/frame_ae."""
     from .config import load_config
@@ -292,6 +302,9 @@ def train(opts: RunOptions, log: Callable[[str], None] = print):
     warnings.report()
     log(f"{rep}: training on {train_set.describe} ({time.time() - t0:.1f} s to load) on {device}")
     validate = make_validator(ds, model, device, opts.jobs, opts.val_tokens) if cfg.validate_every > 0 else None
+    if validate is not None and opts.reference_language:
+        validate = _with_reference(validate, make_validator(_load_dataset(opts, opts.reference_language), model,
+                                                            device, opts.jobs, opts.val_tokens))
     trainer = Trainer(model, train_set, cfg, opts.ckpt_dir, rep, device=device, validate=validate,
                       progress=opts.progress, log=log, workers=opts.workers)
     result = trainer.fit(load_from_epoch=load_from)
@@ -396,7 +409,15 @@ def extract(opts: RunOptions, log: Callable[[str], None] = print) -> list[Path]:
     written = []
     for split in opts.splits:
         if not ds.has_word_tokens(split):
-            log(f"extract: dataset {language!r} has no {split} word tokens; skipped")
+            utt_path = ds.data.get(split)
+            if utt_path is None or not utt_path.is_file():
+                log(f"extract: dataset {language!r} has no {split} word tokens or utterances; skipped")
+                continue
+            from .extract import extract_utterances
+
+            paths = extract_utterances(model, opts.representation_type, ds, split, opts.save_path, layers, device)
+            log(f"extract: {', '.join(map(str, paths))} (whole utterances: {split} has no word tokens)")
+            written += paths
             continue
         paths, counts = extract_split(model, opts.representation_type, ds, split, opts.save_path, layers,
                                       opts.isolated, device)

@@ -39,8 +39,9 @@ def neighbours(emb: np.ndarray, cfg: DiscoverConfig) -> tuple[np.ndarray, np.nda
         quantizer = faiss.IndexFlatIP(dim)
         index = faiss.IndexIVFFlat(quantizer, dim, n_cells, faiss.METRIC_INNER_PRODUCT)
         rng = np.random.default_rng(cfg.seed)
-        sample = emb[rng.choice(n, size=min(n, 64 * n_cells), replace=False)]
+        sample = emb[np.sort(rng.choice(n, size=min(n, 40 * n_cells), replace=False))]
         index.cp.seed = cfg.seed
+        index.cp.niter = 10
         index.train(sample)
         index.nprobe = min(cfg.nprobe, n_cells)
     index.add(emb)
