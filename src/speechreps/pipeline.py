@@ -69,6 +69,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layer", default=None,
                    help="layer to evaluate / extract: a layer name, 'default' or 'all' "
                         "(default: all layers for evaluate, the model's default layer for extract)")
+    p.add_argument("--utterances", action="store_true",
+                   help="extract: whole utterances (keys of the utterance archive) instead of word tokens, e.g. as "
+                        "input for speechreps discover; splits without word tokens get this anyway")
     p.add_argument("--isolated", action="store_true",
                    help="encode word tokens on their own instead of in their utterance's context")
     p.add_argument("--checkpoint", choices=("best", "last"), default="best",
@@ -107,6 +110,7 @@ class RunOptions:
     # a second dataset whose validation AP is only logged (as ref_val_ap...), never used to pick best.pt:
     # the zero-resource track picks by discovered terms and records what gold labels would have picked
     reference_language: str | None = None
+    utterances: bool = False
 
 
 def options_from_args(args: argparse.Namespace, action: str) -> RunOptions:
@@ -138,6 +142,7 @@ def options_from_args(args: argparse.Namespace, action: str) -> RunOptions:
         pairs=Path(args.pairs) if args.pairs else None, layer=args.layer, isolated=args.isolated,
         checkpoint=args.checkpoint, device=args.device, jobs=args.jobs, progress=not args.no_progress,
         val_tokens=args.val_tokens, workers=getattr(args, "workers", 0),
+        utterances=getattr(args, "utterances", False),
     )
 
 
@@ -408,7 +413,7 @@ def extract(opts: RunOptions, log: Callable[[str], None] = print) -> list[Path]:
     layers = resolve_layers(model, opts.layer)
     written = []
     for split in opts.splits:
-        if not ds.has_word_tokens(split):
+        if opts.utterances or not ds.has_word_tokens(split):
             utt_path = ds.data.get(split)
             if utt_path is None or not utt_path.is_file():
                 log(f"extract: dataset {language!r} has no {split} word tokens or utterances; skipped")
@@ -416,7 +421,7 @@ def extract(opts: RunOptions, log: Callable[[str], None] = print) -> list[Path]:
             from .extract import extract_utterances
 
             paths = extract_utterances(model, opts.representation_type, ds, split, opts.save_path, layers, device)
-            log(f"extract: {', '.join(map(str, paths))} (whole utterances: {split} has no word tokens)")
+            log(f"extract: {', '.join(map(str, paths))} (whole utterances)")
             written += paths
             continue
         paths, counts = extract_split(model, opts.representation_type, ds, split, opts.save_path, layers,

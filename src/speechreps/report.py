@@ -235,6 +235,8 @@ def write_report(run_dir: Path, results: dict, data_paths: Path) -> Path:
                   f"learned features by validation DTW AP ({best[0]}, layer {best[1]}):", "", "![token map](token_map.png)", ""]
     if results.get("awe"):
         lines += ["## Acoustic word embeddings", "", results["awe"], ""]
+    if results.get("zero_resource"):
+        lines += ["## Zero-resource track: discovered pairs", "", results["zero_resource"]["markdown"], ""]
     lines += ["## Stages", "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in meta["stage_seconds"].items()]
     lines += ["", "## Config", "", "```json", json.dumps(meta["config"], indent=2), "```", ""]

@@ -77,10 +77,27 @@ class Discovery:
                  int(cl.node_end[k])) for k in order]
 
 
+def restrict(found: Discovery, threshold: float, cfg: DiscoverConfig) -> Discovery:
+    """The same discovery with only the pairs of DTW cost <= ``threshold``, clustered anew (cheap:
+    for precision / coverage curves over thresholds from one run at a loose threshold)."""
+    keep = found.cost <= threshold
+    a = (found.utt_a[keep], found.start_a[keep], found.end_a[keep])
+    b = (found.utt_b[keep], found.start_b[keep], found.end_b[keep])
+    clusters = cluster_pairs(*a, *b, cfg.node_overlap, 1.0 - found.cost[keep], cfg.resolution, cfg.seed)
+    return Discovery(found.store, *a, *b, found.cost[keep], clusters, threshold,
+                     {**found.stats, "n_pairs": int(keep.sum()), "dtw_threshold": threshold})
+
+
 def _timed(stats: dict, name: str, t0: float) -> float:
     t = time.perf_counter()
     stats[f"seconds_{name}"] = round(t - t0, 3)
     return t
+
+
+def z_threshold(null: np.ndarray, z: float) -> float:
+    """``median - z * 1.4826 * MAD`` of the null costs (a robust z-score threshold)."""
+    median = float(np.median(null))
+    return median - z * 1.4826 * float(np.median(np.abs(null - median)))
 
 
 def _random_costs(store: FrameStore, windows, n: int, rng: np.random.Generator, jobs: int | None) -> np.ndarray:
@@ -119,8 +136,7 @@ def discover(utterances: Mapping[str, np.ndarray], cfg: DiscoverConfig | None = 
         null = _random_costs(store, windows, RANDOM_PAIRS, rng, cfg.jobs)
         if len(null) == 0:
             raise UserError("discover: the archive needs at least two utterances")
-        median = float(np.median(null))
-        threshold = median - cfg.dtw_z * 1.4826 * float(np.median(np.abs(null - median)))
+        threshold = z_threshold(null, cfg.dtw_z)
     cost = pair_dtw(store.units, windows.row[i], windows.length[i], windows.row[j], windows.length[j], cfg.jobs)
     ok = cost <= threshold
     i, j, cost = i[ok], j[ok], cost[ok]
@@ -139,6 +155,8 @@ def discover(utterances: Mapping[str, np.ndarray], cfg: DiscoverConfig | None = 
     (ua, sa, ea), (ub, sb, eb) = frames_of(i), frames_of(j)
     clusters = cluster_pairs(ua, sa, ea, ub, sb, eb, cfg.node_overlap, 1.0 - cost, cfg.resolution, cfg.seed)
     _timed(stats, "cluster", t)
+    stats["null_median"] = float(np.median(null)) if cfg.dtw_threshold is None else None
+    stats["null_mad"] = float(np.median(np.abs(null - np.median(null)))) if cfg.dtw_threshold is None else None
     stats.update(n_utterances=len(store.keys), n_frames=store.n_frames, n_windows=len(windows),
                  n_candidates=int(keep.size), n_pairs=len(i), n_nodes=len(clusters.node_cluster),
                  n_clusters=clusters.n_clusters, dtw_threshold=threshold,
