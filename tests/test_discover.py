@@ -188,3 +188,15 @@ def test_unaligned_corpus_discover_train_extract(tmp_path, monkeypatch, capsys):
     # second round: discovery runs on the trained model's features as on any archive
     assert cli.main(["discover", "feats/raw_train_utterances_frame_cae_bottleneck.npz", "disc2", *small[:-1], "1"]) == 0
     assert read_term_pairs(tmp_path / "disc2" / "pairs.txt")
+
+
+def test_zero_resource_selection_compares_pseudo_and_gold_picks(tmp_path):
+    from speechreps.zero_resource import _selection
+
+    rows = [{"epoch": 1, "loss": 1.0, "val_ap": 0.30, "ref_val_ap": 0.40},
+            {"epoch": 2, "loss": 0.9, "val_ap": 0.50, "ref_val_ap": 0.45},
+            {"epoch": 3, "loss": 0.8, "val_ap": 0.45, "ref_val_ap": 0.47}]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    sel = _selection(tmp_path)
+    assert (sel["pseudo_epoch"], sel["gold_epoch"], sel["same"]) == (2, 3, False)
+    assert sel["gold_ap_at_pseudo_epoch"] == 0.45 and sel["epochs"] == [1, 2, 3]
