@@ -85,7 +85,8 @@ def restrict(found: Discovery, threshold: float, cfg: DiscoverConfig) -> Discove
     b = (found.utt_b[keep], found.start_b[keep], found.end_b[keep])
     clusters = cluster_pairs(*a, *b, cfg.node_overlap, 1.0 - found.cost[keep], cfg.resolution, cfg.seed)
     return Discovery(found.store, *a, *b, found.cost[keep], clusters, threshold,
-                     {**found.stats, "n_pairs": int(keep.sum()), "dtw_threshold": threshold})
+                     {**found.stats, "n_pairs": int(keep.sum()), "n_nodes": len(clusters.node_cluster),
+                      "n_clusters": clusters.n_clusters, "dtw_threshold": threshold})
 
 
 def _timed(stats: dict, name: str, t0: float) -> float:
