@@ -16,7 +16,10 @@ Stages (each skipped when its recorded inputs are unchanged, see :mod:`speechrep
    cached per job in ``RUN/awe/`` like the stages;
    ``encoder:<name>:<ds>`` (``--encoder PATH``)  a pretrained HuBERT / wav2vec 2.0 / WavLM scored layer by
    layer, its best layer as extra rows (:mod:`speechreps.encoders.job`);
-7. ``report``          ``report.md`` + figures, and the table printed at the end.
+7. ``discover``, ``zr-train``, ``zr-evaluate`` (``--zero-resource``)  the zero-resource track of
+   :mod:`speechreps.zero_resource`: pairs discovered in the training audio, CAPC / frame CAE trained on
+   them with label-free model selection, scored beside the gold-pair models;
+8. ``report``          ``report.md`` + figures, and the table printed at the end.
 
 A user's own datasets (``--dataset NAME`` with ``--data-paths``) replace stages 1-2; a user's own audio
 corpora (``--corpus PATH``, optionally ``--zero-resource``) replace stage 1 and are prepared like
@@ -71,6 +74,7 @@ class MainJobOptions:
     cross_lingual: bool = True
     awe: bool = False
     encoders: list[Path] = field(default_factory=list)  # pretrained model folders (--encoder), extra rows
+    zero_resource: bool = False  # the zero-resource track (speechreps.zero_resource)
     progress: bool = True
     log: Callable[[str], None] = field(default=print, repr=False)
 
@@ -238,15 +242,16 @@ def opts_config_name(opts: MainJobOptions) -> str:
     return Path(opts.config or default_config()).stem
 
 
-def _train(rep: str, config_path: Path, ckpt_dir: Path, data_paths: Path, name: str, opts: MainJobOptions) -> dict:
+def _train(rep: str, config_path: Path, ckpt_dir: Path, data_paths: Path, name: str, opts: MainJobOptions,
+           reference: str | None = None) -> dict:
     from .pipeline import RunOptions, train
 
     if ckpt_dir.exists():
         shutil.rmtree(ckpt_dir)  # inputs changed (or forced): start clean, never mix two runs
     t0 = time.time()
     result = train(RunOptions(representation_type=rep, config=config_path, ckpt_dir=ckpt_dir, language=name,
-                              data_paths=data_paths, device=opts.device, jobs=opts.jobs, progress=opts.progress),
-                   log=opts.log)
+                              data_paths=data_paths, device=opts.device, jobs=opts.jobs, progress=opts.progress,
+                              reference_language=reference), log=opts.log)
     curve = []
     metrics = ckpt_dir / "metrics.jsonl"
     if metrics.is_file():
@@ -370,6 +375,12 @@ def _run_stages(opts: MainJobOptions, types: list[str], config_file: Path, confi
         encoder_rows, encoder_section = encoder_stages(opts, data_paths, names, data_fps, cache)
         rows += encoder_rows
 
+    zr_track = None
+    if opts.zero_resource:
+        from .zero_resource import markdown, run_track
+
+        zr_track = run_track(config, data_paths, names, data_fps, training, types, seeds[0], opts, cache)
+        zr_track["markdown"] = markdown(zr_track, rows, seeds[0])
     awe_table = _awe_comparison(config_file, data_paths, names, training, seeds[0], opts, cache) if opts.awe else None
 
     from .report import write_report
@@ -395,6 +406,8 @@ def _run_stages(opts: MainJobOptions, types: list[str], config_file: Path, confi
         results["awe"] = awe_table
     if encoder_section:
         results["encoders"] = encoder_section
+    if zr_track:
+        results["zero_resource"] = zr_track
     write_json(opts.run_dir / "results.json", results)
     report = write_report(opts.run_dir, results, data_paths)
     return report

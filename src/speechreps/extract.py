@@ -156,3 +156,27 @@ def extract_split(
     for name, arrays in feats.items():
         paths.append(save_archive(output_path(save_path, ds.name, split, rep_type, name), arrays))
     return paths, counts
+
+
+def extract_utterances(
+    model: torch.nn.Module,
+    rep_type: str,
+    ds,
+    split: str,
+    save_path: str | Path,
+    layers: Sequence[str] | None = None,
+    device: torch.device | str = "cpu",
+) -> list[Path]:
+    """Learned features of whole utterances (a split without word tokens, e.g. an unaligned corpus).
+
+    Written to ``<save_path>/<language>_<split>_utterances_<type>_<layer>.npz`` with the utterance
+    archive's keys: input for ``speechreps discover`` on a trained model's features.
+    """
+    from .data.archive import load_archive
+
+    utterances = load_archive(ds.utterances(split))
+    keys = list(utterances)
+    layers = list(layers or [model.default_layer])
+    enc = encode_segments(model, [utterances[k] for k in keys], layers, device)
+    return [save_archive(Path(save_path) / f"{ds.name}_{split}_utterances_{rep_type}_{name}.npz",
+                         dict(zip(keys, enc[name]))) for name in layers]

@@ -69,6 +69,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layer", default=None,
                    help="layer to evaluate / extract: a layer name, 'default' or 'all' "
                         "(default: all layers for evaluate, the model's default layer for extract)")
+    p.add_argument("--utterances", action="store_true",
+                   help="extract: whole utterances (keys of the utterance archive) instead of word tokens, e.g. as "
+                        "input for speechreps discover; splits without word tokens get this anyway")
     p.add_argument("--isolated", action="store_true",
                    help="encode word tokens on their own instead of in their utterance's context")
     p.add_argument("--checkpoint", choices=("best", "last"), default="best",
@@ -104,6 +107,10 @@ class RunOptions:
     progress: bool = True
     val_tokens: int = VAL_MAX_TOKENS
     workers: int = 0
+    # a second dataset whose validation AP is only logged (as ref_val_ap...), never used to pick best.pt:
+    # the zero-resource track picks by discovered terms and records what gold labels would have picked
+    reference_language: str | None = None
+    utterances: bool = False
 
 
 def options_from_args(args: argparse.Namespace, action: str) -> RunOptions:
@@ -135,6 +142,7 @@ def options_from_args(args: argparse.Namespace, action: str) -> RunOptions:
         pairs=Path(args.pairs) if args.pairs else None, layer=args.layer, isolated=args.isolated,
         checkpoint=args.checkpoint, device=args.device, jobs=args.jobs, progress=not args.no_progress,
         val_tokens=args.val_tokens, workers=getattr(args, "workers", 0),
+        utterances=getattr(args, "utterances", False),
     )
 
 
@@ -231,6 +239,13 @@ def _samediff(segments, labels, speakers, distance: str, n_jobs: int | None):
     return samediff(segments, labels, speakers, distance=distance, n_jobs=n_jobs)
 
 
+def _with_reference(validate: Callable, reference: Callable | None) -> Callable:
+    """``validate``'s metrics plus ``reference``'s under ``ref_`` names (logged, never deciding best.pt)."""
+    if reference is None:
+        return validate
+    return lambda m: {**validate(m), **{f"ref_{k}": v for k, v in reference(m).items()}}
+
+
 def _frame_ae_for(opts: RunOptions, cfg, device, log: Callable[[str], None]) -> dict:
     """The frame AE state a frame CAE starts from: cfg.ae_checkpoint, else trained into CKPT_DIR/frame_ae."""
     from .config import load_config, planned_epochs
@@ -303,6 +318,9 @@ def _train_locked(opts: RunOptions, rep: str, cfg, device, log: Callable[[str], 
     warnings.report()
     log(f"{rep}: training on {train_set.describe} ({time.time() - t0:.1f} s to load) on {device}")
     validate = make_validator(ds, model, device, opts.jobs, opts.val_tokens) if cfg.validate_every > 0 else None
+    if validate is not None and opts.reference_language:
+        validate = _with_reference(validate, make_validator(_load_dataset(opts, opts.reference_language), model,
+                                                            device, opts.jobs, opts.val_tokens))
     trainer = Trainer(model, train_set, cfg, opts.ckpt_dir, rep, device=device, validate=validate,
                       progress=opts.progress, log=log, workers=opts.workers)
     result = trainer.fit(load_from_epoch=load_from)
@@ -413,8 +431,16 @@ def extract(opts: RunOptions, log: Callable[[str], None] = print) -> list[Path]:
                              temporaries=False)
     written = []
     for split in (["all"] if ds.zero_resource else opts.splits):  # a zero-resource dataset's one split
-        if not ds.has_word_tokens(split):
-            log(f"extract: dataset {language!r} has no {split} word tokens; skipped")
+        if opts.utterances or not ds.has_word_tokens(split):
+            utt_path = ds.data.get(split)
+            if utt_path is None or not utt_path.is_file():
+                log(f"extract: dataset {language!r} has no {split} word tokens or utterances; skipped")
+                continue
+            from .extract import extract_utterances
+
+            paths = extract_utterances(model, opts.representation_type, ds, split, opts.save_path, layers, device)
+            log(f"extract: {', '.join(map(str, paths))} (whole utterances)")
+            written += paths
             continue
         paths, counts = extract_split(model, opts.representation_type, ds, split, opts.save_path, layers,
                                       opts.isolated, device)

@@ -239,6 +239,8 @@ def write_report(run_dir: Path, results: dict, data_paths: Path) -> Path:
         lines += ["## Acoustic word embeddings", "", results["awe"], ""]
     if results.get("encoders"):
         lines += ["## Pretrained encoders, layer by layer", "", results["encoders"], ""]
+    if results.get("zero_resource"):
+        lines += ["## Zero-resource track: discovered pairs", "", results["zero_resource"]["markdown"], ""]
     lines += ["## Stages", "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in meta["stage_seconds"].items()]
     lines += ["", "## Config", "", "```json", json.dumps(meta["config"], indent=2), "```", ""]

@@ -1,0 +1,71 @@
+"""``speechreps discover``: unsupervised term discovery on an utterance feature archive."""
+
+from __future__ import annotations
+
+import argparse
+
+ORDER = 25
+
+
+def _ints(value: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated frame counts, got {value!r}") from None
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "discover",
+        help="unsupervised term discovery: find repeated words in untranscribed speech (pairs, terms, clusters)",
+        description="Find pairs of repeated segments in an utterance feature archive (keys <utt>_<start>-<end>; "
+        "MFCCs or a trained model's features) without any transcription: windows of a few lengths, "
+        "chunk-mean embeddings, nearest neighbours (inverted-file index), DTW verification, clusters. Writes "
+        "OUT/pairs.txt (the term-pair file that --pairs reads), OUT/terms.npz (discovered-term archive, keys "
+        "<cluster>_<utt>_<start>-<end>), OUT/clusters.txt (ZeroSpeech class file) and OUT/discover.json. "
+        "With --gold, also the ZeroSpeech term-discovery scores (NED, coverage, grouping, token / type / "
+        "boundary precision, recall, F).",
+    )
+    p.add_argument("archive", help="utterance feature archive (.npz)")
+    p.add_argument("out", help="output folder")
+    p.add_argument("--gold", metavar="WRD", help="word alignment (.wrd, seconds) of these utterances: score the result")
+    p.add_argument("--phones", metavar="PHN",
+                   help="phone alignment in the same format, for NED / coverage (default: each gold word split "
+                        "evenly into its letters)")
+    p.add_argument("--window-lengths", type=_ints, default=None, metavar="L,L,...",
+                   help="candidate segment lengths in frames (default 40,60,80)")
+    p.add_argument("--hop", type=int, default=None, help="frames between window starts (default 5)")
+    p.add_argument("--k", type=int, default=None, help="neighbours kept per window (default 5)")
+    p.add_argument("--dtw-z", type=float, default=None,
+                   help="keep pairs whose DTW cost lies this many robust standard deviations below the median "
+                        "cost of random segment pairs (default 5.5; lower: more pairs, less pure)")
+    p.add_argument("--dtw-threshold", type=float, default=None, help="an absolute DTW cost threshold instead")
+    p.add_argument("--index", choices=("auto", "ivf", "exact"), default=None,
+                   help="nearest-neighbour search (default auto: exact below 20000 windows, else ivf)")
+    p.add_argument("--max-pairs-per-cluster", type=int, default=None, help="pair file: at most this many (100)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (0)")
+    p.add_argument("--jobs", type=int, default=None, help="CPU threads (default: all cores)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    from dataclasses import replace
+
+    from ..data.archive import load_archive
+    from ..discover.config import DiscoverConfig
+    from ..discover.pipeline import discover_to_folder
+    from ..errors import UserError
+
+    if args.jobs is not None and args.jobs < 1:
+        raise UserError(f"--jobs must be >= 1, got {args.jobs}")
+    cfg = DiscoverConfig()
+    overrides = {name: getattr(args, name) for name in ("window_lengths", "hop", "k", "dtw_z", "dtw_threshold",
+                                                         "index", "max_pairs_per_cluster", "seed", "jobs")}
+    cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    utterances = load_archive(args.archive)
+    summary = discover_to_folder(utterances, args.out, cfg, gold=args.gold, phones=args.phones, log=print)
+    scores = summary.get("scores")
+    if scores:
+        print(json.dumps({k: scores[k] for k in ("ned", "coverage")}))
+    return 0

@@ -1,0 +1,233 @@
+"""The main job's zero-resource track (``speechreps run --zero-resource``): no transcription used.
+
+For each dataset:
+
+1. ``discover:<ds>``: term discovery (:mod:`speechreps.discover`) on the training utterances, and on
+   the validation utterances (their discovered terms become a *pseudo-labelled* validation set:
+   cluster ids as word labels); scored against the gold alignment where the built-in corpus has
+   one (ZeroSpeech measures), with NED against coverage over DTW thresholds for the plot;
+2. a dataset ``<ds>_zr`` registered in ``data_paths.json``: the same utterances, the discovered
+   pairs as ``train_pairs``, the discovered validation terms as ``validation_words``;
+3. ``zr-train:<type>:<ds>:s<seed>``: CAPC and frame CAE trained on ``<ds>_zr``. ``best.pt`` is picked
+   by the AP on the discovered validation terms (model selection without labels); the gold
+   validation AP is logged beside it (``ref_val_ap``) only to report which epoch it would have picked;
+4. ``zr-evaluate:...``: the model scored on the gold validation and test words like every other row.
+
+The report gets the discovery scores, the NED / coverage plot, and a table with MFCC, each model on
+gold pairs (the upper bound) and on discovered pairs, and the share of the gold model's gain over
+MFCC that the discovered-pair model keeps.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ZR_TYPES = ("capc", "frame_cae")
+Z_CURVE = (3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5)
+
+
+def _gold_words(opts, name: str) -> Path | None:
+    """The gold word alignment of a built-in corpus (none for a user's dataset)."""
+    if opts.datasets:
+        return None
+    path = opts.data_dir / "corpora" / name / "words.wrd"
+    return path if path.is_file() else None
+
+
+def _discover_stage(data_paths: Path, name: str, gold: Path | None, out: Path, jobs: int | None) -> dict:
+    from .data.archive import load_archive
+    from .data.registry import load_dataset
+    from .discover.config import DiscoverConfig
+    from .discover.core import discover, restrict
+    from .discover.outputs import write_outputs
+    from .discover.pipeline import gold_for, score
+    from .fileio import write_json
+
+    ds = load_dataset(data_paths, name)
+    cfg = DiscoverConfig(jobs=jobs)
+    result: dict[str, Any] = {}
+    for split in ("train", "validation"):
+        utterances = load_archive(ds.utterances(split))
+        t0 = time.time()
+        loose = discover(utterances, DiscoverConfig.from_dict({**cfg.to_dict(), "dtw_z": min(Z_CURVE)}))
+        null_median, null_mad = loose.stats["null_median"], loose.stats["null_mad"]
+        threshold = null_median - cfg.dtw_z * 1.4826 * null_mad
+        found = restrict(loose, threshold, cfg)
+        seconds = time.time() - t0
+        paths = write_outputs(found, utterances, out / split, cfg.max_pairs_per_cluster)
+        entry: dict[str, Any] = {"seconds": round(seconds, 1), "stats": found.stats,
+                                 "files": {k: str(v) for k, v in paths.items()}}
+        if gold is not None and split == "train":
+            words = gold_for(gold, utterances)
+            entry["scores"] = score(found, words, max_pairs_per_cluster=cfg.max_pairs_per_cluster)
+            curve = []
+            for z in Z_CURVE:
+                sub = restrict(loose, null_median - z * 1.4826 * null_mad, cfg)
+                if len(sub.cost):
+                    s = score(sub, words, max_pairs_per_cluster=cfg.max_pairs_per_cluster)
+                    curve.append({"z": z, "ned": s["ned"], "ned_pairs": s["ned_pairs"], "coverage": s["coverage"],
+                                  "n_pairs": s["n_pairs"]})
+            entry["curve"] = curve
+        write_json(out / split / "discover.json", {"config": cfg.to_dict(), **entry})
+        result[split] = entry
+    return result
+
+
+def _register(data_paths: Path, name: str, disc: dict) -> str:
+    from .data.registry import load_dataset, register_dataset
+
+    ds = load_dataset(data_paths, name)
+    zr = f"{name}_zr"
+    entries: dict[str, Any] = {f"{s}_data": ds.utterances(s) for s in ("train", "validation", "test")}
+    entries["train_pairs"] = Path(disc["train"]["files"]["pairs"])
+    entries["validation_words"] = Path(disc["validation"]["files"]["terms"])
+    if ds.speaker_rule_spec:
+        entries["speaker_rule"] = ds.speaker_rule_spec
+    register_dataset(data_paths, zr, entries)
+    return zr
+
+
+def _selection(ckpt_dir: Path) -> dict:
+    """Epoch picked by the pseudo-labelled validation AP and by the gold one (logged as ref_val_ap)."""
+    rows = []
+    path = ckpt_dir / "metrics.jsonl"
+    if path.is_file():
+        rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    rows = [r for r in rows if "val_ap" in r and "ref_val_ap" in r]
+    if not rows:
+        return {}
+    pseudo = max(rows, key=lambda r: r["val_ap"])
+    gold = max(rows, key=lambda r: r["ref_val_ap"])
+    return {"epochs": [int(r["epoch"]) for r in rows], "pseudo_epoch": int(pseudo["epoch"]),
+            "gold_epoch": int(gold["epoch"]), "same": pseudo["epoch"] == gold["epoch"],
+            "gold_ap_at_pseudo_epoch": pseudo["ref_val_ap"], "gold_ap_best": gold["ref_val_ap"]}
+
+
+def run_track(config: dict, data_paths: Path, names: list[str], data_fps: dict[str, str], training: dict,
+              types: list[str], seed: int, opts, cache) -> dict:
+    """Run (or reuse) the track's stages for ``seed``; returns ``{"rows", "discovery", "selection", "markdown"}``."""
+    from .experiment import _evaluate_model, _train
+    from .fileio import write_json
+    from .stages import fingerprint
+
+    reps = [t for t in ZR_TYPES if t in types]
+    rows: list[dict] = []
+    discovery, selection = {}, {}
+    for name in names:
+        gold = _gold_words(opts, name)
+        out = opts.run_dir / "discover" / name
+        disc = cache.run(f"discover:{name}", fingerprint("discover", data_fps[name], str(gold)),
+                         lambda: _discover_stage(data_paths, name, gold, out, opts.jobs))
+        discovery[name] = disc
+        zr = _register(data_paths, name, disc)
+        for rep in reps:
+            cfg = json.loads(json.dumps(config))
+            for values in cfg.values():
+                if isinstance(values, dict):
+                    values["seed"] = seed
+            ae = training.get(f"frame_ae:{name}:s{seed}")
+            if rep == "frame_cae" and ae:
+                cfg["frame_cae"]["ae_checkpoint"] = str(Path(ae["ckpt_dir"]).resolve())  # the AE needs no labels
+            config_path = opts.run_dir / "configs" / f"zr_{name}_seed{seed}.json"
+            write_json(config_path, cfg)
+            ckpt_dir = opts.run_dir / "models" / f"s{seed}" / zr / rep
+            fp = fingerprint("zr-train", rep, cfg.get(rep), data_fps[name], disc["train"]["stats"], seed,
+                             ae and ae.get("fingerprint"))
+            res = cache.run(f"zr-train:{rep}:{name}:s{seed}", fp,
+                            lambda: _train(rep, config_path, ckpt_dir, data_paths, zr, opts, reference=name))
+            selection[f"{rep}:{name}"] = _selection(ckpt_dir)
+            rows += cache.run(f"zr-evaluate:{rep}:{name}:s{seed}", fingerprint("zr-evaluate", fp),
+                              lambda: _evaluate_model(rep, ckpt_dir, config_path, data_paths, zr, name, seed, opts))
+            del res
+    figure = _plot_curves(discovery, opts.run_dir / "discovery_ned_coverage.png")
+    return {"rows": rows, "discovery": discovery, "selection": selection, "figure": figure and figure.name}
+
+
+def _plot_curves(discovery: dict, path: Path) -> Path | None:
+    curves = {n: d["train"].get("curve") for n, d in discovery.items() if d["train"].get("curve")}
+    if not curves:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for name, pts in curves.items():
+        cov = [p["coverage"] for p in pts]
+        ax.plot(cov, [1 - p["ned"] for p in pts], marker="o", label=f"{name}: clusters")
+        ax.plot(cov, [1 - p["ned_pairs"] for p in pts], marker=".", linestyle="--", label=f"{name}: pair file")
+        for p in pts:
+            ax.annotate(f"z={p['z']}", (p["coverage"], 1 - p["ned"]), fontsize=7)
+    ax.axhline(0.8, color="grey", linewidth=0.8)
+    ax.axvline(0.3, color="grey", linewidth=0.8)
+    ax.set_xlabel("coverage")
+    ax.set_ylabel("1 - NED (letters)")
+    ax.set_title("Term discovery on the training audio: precision against coverage")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    from .fileio import atomic_path
+
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return path
+
+
+def markdown(track: dict, main_rows: list[dict], seed: int) -> str:
+    """The report section: discovery scores, the model table, model selection."""
+    lines = ["Pairs found by `speechreps discover` on each language's training audio (no transcription), the "
+             "correspondence models trained on them, and best.pt picked by AP on terms discovered in the "
+             "validation audio (no labels). NED and coverage use each word's letters as its phones.", "",
+             "| dataset | minutes of audio | discovery s | pairs | terms | clusters | NED (clusters) | NED (pair file) | "
+             "coverage | grouping F | token F | type F | boundary F |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, d in track["discovery"].items():
+        t, s = d["train"], d["train"].get("scores")
+        st = t["stats"]
+        if s is None:
+            lines.append(f"| {name} | {st['n_frames'] / 6000:.1f} | {t['seconds']} | {st['n_pairs']} | {st['n_nodes']} | "
+                         f"{st['n_clusters']} | - | - | - | - | - | - | - |")
+            continue
+        lines.append(f"| {name} | {st['n_frames'] / 6000:.1f} | {t['seconds']} | {s['n_pairs']} | {s['n_intervals']} | "
+                     f"{s['n_clusters']} | {s['ned']:.3f} | {s['ned_pairs']:.3f} | {s['coverage']:.3f} | "
+                     f"{s['grouping']['f']:.3f} | {s['token']['f']:.3f} | {s['type']['f']:.3f} | {s['boundary']['f']:.3f} |")
+    if track.get("figure"):
+        lines += ["", f"![NED against coverage]({track['figure']})"]
+
+    def ap(rows, feats, trained_on, name, split):
+        for r in rows:
+            if (r["features"] == feats and r["evaluated_on"] == name and r["split"] == split and r["distance"] == "dtw"
+                    and r.get("trained_on") == trained_on and r.get("seed") in (None, seed)):
+                return r["ap"]
+        return None
+
+    lines += ["", "DTW AP (all same-word pairs) on validation / test words:", "",
+              "| dataset | model | MFCC val / test | gold pairs (upper bound) val / test | discovered pairs val / test | "
+              "test gain kept |", "|---|---|---|---|---|---|"]
+    names = list(track["discovery"])
+    for name in names:
+        for rep in ZR_TYPES:
+            m = [ap(main_rows, "mfcc", None, name, s) for s in ("validation", "test")]
+            g = [ap(main_rows, rep, name, name, s) for s in ("validation", "test")]
+            z = [ap(track["rows"], rep, f"{name}_zr", name, s) for s in ("validation", "test")]
+            if None in z:
+                continue
+            kept = "-" if None in g + m or g[1] == m[1] else f"{(z[1] - m[1]) / (g[1] - m[1]):.0%}"
+            fmt = lambda v: " / ".join("-" if x is None else f"{x:.3f}" for x in v)  # noqa: E731
+            lines.append(f"| {name} | {rep} | {fmt(m)} | {fmt(g)} | {fmt(z)} | {kept} |")
+    sel = {k: v for k, v in track["selection"].items() if v}
+    if sel:
+        same = sum(v["same"] for v in sel.values())
+        lines += ["", f"Model selection without labels: the pseudo-labelled validation AP picked the same epoch as "
+                      f"the gold validation AP in {same} of {len(sel)} trainings.", "",
+                  "| model | epochs validated | picked (pseudo) | picked (gold) | gold AP at pseudo pick / best |",
+                  "|---|---|---|---|---|"]
+        for k, v in sel.items():
+            lines.append(f"| {k} | {', '.join(map(str, v['epochs']))} | {v['pseudo_epoch']} | {v['gold_epoch']} | "
+                         f"{v['gold_ap_at_pseudo_epoch']:.3f} / {v['gold_ap_best']:.3f} |")
+    return "\n".join(lines)

@@ -1,0 +1,202 @@
+"""Term discovery (speechreps discover), its ZeroSpeech measures, and the transcription-free path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from speechreps import cli
+from speechreps.data.alignments import WordAlignment, read_term_pairs
+from speechreps.data.archive import format_key, load_archive, parse_word_key, save_archive
+from speechreps.discover.tde import evaluate_terms
+
+# ---------------------------------------------------------------------------------------------
+# The ZeroSpeech measures against the challenge's own toolbox
+
+TDE_WORDS = [
+    ("a1", 0.00, 0.40, "abc"), ("a1", 0.40, 0.70, "de"), ("a1", 0.80, 1.20, "abc"),
+    ("b1", 0.10, 0.50, "abc"), ("b1", 0.50, 0.90, "fgh"), ("b1", 0.90, 1.20, "de"),
+    ("c1", 0.00, 0.40, "fgh"), ("c1", 0.40, 0.80, "abd"), ("c1", 0.80, 1.40, "xyzw"),
+]
+TDE_CLUSTERS = {
+    "1": [("a1", 0.00, 0.40), ("a1", 0.80, 1.20), ("b1", 0.10, 0.50)],
+    "2": [("b1", 0.50, 0.90), ("c1", 0.00, 0.42)],
+    "3": [("a1", 0.40, 0.70), ("b1", 0.95, 1.20)],
+    "4": [("a1", 0.05, 0.62), ("c1", 0.43, 0.75), ("a1", 0.71, 0.79)],  # the last covers no phone
+    "5": [("c1", 0.85, 1.10)],
+}
+# zerospeech-tde 2.0.3 (tde.measures: Ned, Coverage, Grouping, TokenType, Boundary) on this case, with
+# the phone alignment being each word's letters spread evenly over it (letter_units):
+TDE_REFERENCE = {"ned": 0.06666666666666667, "coverage": 0.9230769230769231,
+                 "grouping": (0.7777777777777778, 0.9999999999999999), "token": (0.8, 0.8888888888888888),
+                 "type": (0.6666666666666666, 0.8), "boundary": (0.9230769230769231, 0.9230769230769231)}
+
+
+def test_tde_measures_equal_the_zerospeech_toolbox():
+    r = evaluate_terms(TDE_CLUSTERS, [WordAlignment(*w) for w in TDE_WORDS])
+    assert r["ned"] == pytest.approx(TDE_REFERENCE["ned"])
+    assert r["coverage"] == pytest.approx(TDE_REFERENCE["coverage"])
+    for name in ("grouping", "token", "type", "boundary"):
+        p, rec = TDE_REFERENCE[name]
+        assert (r[name]["precision"], r[name]["recall"]) == pytest.approx((p, rec)), name
+        assert r[name]["f"] == pytest.approx(2 * p * rec / (p + rec))
+    # by hand: the only imperfect pair is (abcd-part, abd): clusters 1-3 are exact, NED 1/3 on 5 pairs
+    assert r["n_pairs_ned"] == 3 + 1 + 1 + 1 - 0  # 3 in cluster 1, 1 each in 2, 3, 4
+    assert r["coverage"] == pytest.approx(24 / 26)  # c1's 'y' and 'z' (0.95-1.25 s) are never covered
+
+
+# ---------------------------------------------------------------------------------------------
+# DTW of listed pairs and overlap removal
+
+
+def test_pair_dtw_equals_the_reference():
+    from speechreps.discover.verify import pair_dtw
+    from speechreps.evaluate.dtw import dtw_reference, l2_normalize
+
+    rng = np.random.default_rng(0)
+    segs = [rng.standard_normal((int(n), 7)) for n in rng.integers(3, 30, size=12)]
+    units = np.concatenate([l2_normalize(s) for s in segs])
+    rows = np.cumsum([0] + [len(s) for s in segs])[:-1]
+    a, b = rng.integers(0, 12, size=40), rng.integers(0, 12, size=40)
+    lens = np.array([len(s) for s in segs])
+    got = pair_dtw(units, rows[a], lens[a], rows[b], lens[b])
+    want = [dtw_reference(segs[i], segs[j]) for i, j in zip(a, b)]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_non_overlapping_keeps_the_best_of_each_overlapping_group():
+    from speechreps.discover.verify import non_overlapping
+
+    group = np.array([0, 0, 0, 1, 0])
+    s1, e1 = np.array([0, 5, 50, 0, 4]), np.array([40, 45, 90, 40, 44])
+    s2, e2 = np.array([100, 104, 100, 100, 300]), np.array([140, 144, 140, 140, 340])
+    score = np.array([0.3, 0.2, 0.5, 0.9, 0.1])
+    keep = non_overlapping(group, s1, e1, s2, e2, score, 0.5)
+    # 1 beats 0 (same spans shifted); 2 overlaps on side b only; 3 is another group; 4 differs on side b
+    assert keep.tolist() == [False, True, True, True, True]
+
+
+# ---------------------------------------------------------------------------------------------
+# Discovery on a corpus made in code: repeated "words" (smooth random trajectories) in noise
+
+
+def make_word_corpus(n_utts: int = 24, n_words: int = 5, dim: int = 13, seed: int = 0):
+    """Utterances of 4 words each from a small vocabulary, each token time-warped and noisy, with
+    noise gaps between words; returns ({key: frames}, [WordAlignment])."""
+    rng = np.random.default_rng(seed)
+    templates = []
+    for _ in range(n_words):
+        walk = np.cumsum(rng.standard_normal((int(rng.integers(45, 60)), dim)), axis=0)
+        kernel = np.ones(5) / 5
+        templates.append(np.stack([np.convolve(walk[:, d], kernel, mode="same") for d in range(dim)], axis=1))
+    arrays, words = {}, []
+    for u in range(n_utts):
+        utt = f"s{u % 6:02d}_{u:03d}"
+        pieces, t = [rng.standard_normal((10, dim)) * 0.5], 10
+        for w in rng.integers(0, n_words, size=4):
+            tpl = templates[w]
+            n = int(len(tpl) * rng.uniform(0.9, 1.1))
+            warped = np.stack([np.interp(np.linspace(0, len(tpl) - 1, n), np.arange(len(tpl)), tpl[:, d])
+                               for d in range(dim)], axis=1)
+            pieces.append(warped + 0.3 * rng.standard_normal(warped.shape))
+            words.append(WordAlignment(utt, t / 100, (t + n) / 100, f"word{w}"))
+            t += n
+            gap = rng.standard_normal((10, dim)) * 0.5
+            pieces.append(gap)
+            t += len(gap)
+        x = np.concatenate(pieces).astype(np.float32)
+        arrays[format_key(utt, 0, len(x))] = x
+    return arrays, words
+
+
+SMALL = {"window_lengths": (30, 45), "hop": 3, "index": "exact", "dtw_z": 2.5}
+
+
+def test_discover_finds_the_repeated_words(tmp_path):
+    from speechreps.discover.config import DiscoverConfig
+    from speechreps.discover.pipeline import discover_to_folder, gold_for
+    from speechreps.data.alignments import write_wrd
+
+    arrays, words = make_word_corpus()
+    write_wrd(tmp_path / "gold.wrd", words)
+    summary = discover_to_folder(arrays, tmp_path / "out", DiscoverConfig(**SMALL), gold=tmp_path / "gold.wrd",
+                                 log=lambda m: None)
+    pairs = read_term_pairs(tmp_path / "out" / "pairs.txt")
+    assert len(pairs) >= 20
+    # each pair's two segments lie mostly inside tokens of one word
+    by_utt = {}
+    for w in gold_for(tmp_path / "gold.wrd", arrays):
+        by_utt.setdefault(w.utt, []).append(w)
+
+    def label(utt, s, e):
+        best = max(by_utt[utt], key=lambda w: min(e, w.end * 100) - max(s, w.start * 100))
+        return best.word
+
+    same = [label(p.utt1, p.start1, p.end1) == label(p.utt2, p.start2, p.end2) for p in pairs]
+    assert np.mean(same) >= 0.9
+    scores = summary["scores"]
+    assert scores["ned_pairs"] < 0.3 and scores["coverage"] > 0.3
+    # the term archive: word-token keys whose labels are the clusters of the pair file
+    terms = load_archive(tmp_path / "out" / "terms.npz")
+    keys = [parse_word_key(k) for k in terms]
+    assert {k.label for k in keys} <= {p.cluster for p in pairs} | {k.label for k in keys}
+    assert all(terms[str(k)].shape == (k.n_frames, 13) for k in keys)
+    assert (tmp_path / "out" / "clusters.txt").read_text().startswith("Class pt")
+    assert json.loads((tmp_path / "out" / "discover.json").read_text())["stats"]["n_pairs"] == \
+        summary["stats"]["n_pairs"]
+
+
+def test_discover_cli_errors_are_one_line(tmp_path, capsys):
+    assert cli.main(["discover", str(tmp_path / "missing.npz"), str(tmp_path / "out")]) == 2
+    assert "missing.npz" in capsys.readouterr().err
+    save_archive(tmp_path / "a.npz", {"u1_000000-000050": np.zeros((50, 3), np.float32)})
+    assert cli.main(["discover", str(tmp_path / "a.npz"), str(tmp_path / "out"), "--hop", "0"]) == 2
+    assert "hop" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# A corpus without any alignment: discover -> train on the discovered pairs -> extract
+
+
+def test_unaligned_corpus_discover_train_extract(tmp_path, monkeypatch, capsys):
+    from speechreps.data.registry import register_dataset
+
+    from test_datasets import write_config
+
+    arrays, _ = make_word_corpus(n_utts=24)
+    keys = list(arrays)
+    by_speaker = {s: [k for k in keys if k.startswith(s)] for s in ("s00", "s01", "s02", "s03", "s04", "s05")}
+    train = [k for s in ("s00", "s01", "s02", "s03") for k in by_speaker[s]]
+    for split, part in (("train", train), ("validation", by_speaker["s04"]), ("test", by_speaker["s05"])):
+        save_archive(tmp_path / f"{split}.npz", {k: arrays[k] for k in part})
+    register_dataset(tmp_path / "data_paths.json", "raw",
+                     {f"{s}_data": tmp_path / f"{s}.npz" for s in ("train", "validation", "test")})
+    write_config(tmp_path / "config.json")
+    monkeypatch.chdir(tmp_path)
+    small = ["--window-lengths", "30,45", "--hop", "3", "--index", "exact", "--dtw-z", "2.5"]
+    assert cli.main(["discover", "train.npz", "disc", *small, "--max-pairs-per-cluster", "3"]) == 0
+    common = ["--language", "raw", "--data-paths", "data_paths.json", "--no-progress"]
+    assert cli.main(["train", "frame_cae", "config.json", "ckpt", *common, "--pairs", "disc/pairs.txt"]) == 0
+    assert cli.main(["extract", "frame_cae", "config.json", "ckpt", *common, "--save_path", "feats",
+                     "--extract-training"]) == 0
+    feats = load_archive(tmp_path / "feats" / "raw_train_utterances_frame_cae_bottleneck.npz")
+    assert list(feats) == train
+    assert all(feats[k].shape == (len(arrays[k]), 6) for k in feats)
+    # second round: discovery runs on the trained model's features as on any archive
+    assert cli.main(["discover", "feats/raw_train_utterances_frame_cae_bottleneck.npz", "disc2", *small[:-1], "1"]) == 0
+    assert read_term_pairs(tmp_path / "disc2" / "pairs.txt")
+
+
+def test_zero_resource_selection_compares_pseudo_and_gold_picks(tmp_path):
+    from speechreps.zero_resource import _selection
+
+    rows = [{"epoch": 1, "loss": 1.0, "val_ap": 0.30, "ref_val_ap": 0.40},
+            {"epoch": 2, "loss": 0.9, "val_ap": 0.50, "ref_val_ap": 0.45},
+            {"epoch": 3, "loss": 0.8, "val_ap": 0.45, "ref_val_ap": 0.47}]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    sel = _selection(tmp_path)
+    assert (sel["pseudo_epoch"], sel["gold_epoch"], sel["same"]) == (2, 3, False)
+    assert sel["gold_ap_at_pseudo_epoch"] == 0.45 and sel["epochs"] == [1, 2, 3]
