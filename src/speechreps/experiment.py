@@ -16,7 +16,7 @@ Stages (each skipped when its recorded inputs are unchanged, see :mod:`speechrep
    cached per job in ``RUN/awe/`` like the stages;
    ``encoder:<name>:<ds>`` (``--encoder PATH``)  a pretrained HuBERT / wav2vec 2.0 / WavLM scored layer by
    layer, its best layer as extra rows (:mod:`speechreps.encoders.job`);
-7. ``discover``, ``zr-train``, ``zr-evaluate`` (``--zero-resource``)  the zero-resource track of
+7. ``discover``, ``zr-train``, ``zr-evaluate`` (``--discover``)  the zero-resource track of
    :mod:`speechreps.zero_resource`: pairs discovered in the training audio, CAPC / frame CAE trained on
    them with label-free model selection, scored beside the gold-pair models;
 8. ``report``          ``report.md`` + figures, and the table printed at the end.
@@ -74,7 +74,7 @@ class MainJobOptions:
     cross_lingual: bool = True
     awe: bool = False
     encoders: list[Path] = field(default_factory=list)  # pretrained model folders (--encoder), extra rows
-    zero_resource: bool = False  # the zero-resource track (speechreps.zero_resource)
+    discover: bool = False  # the zero-resource track (speechreps.zero_resource): discovered pairs
     progress: bool = True
     log: Callable[[str], None] = field(default=print, repr=False)
 
@@ -376,7 +376,7 @@ def _run_stages(opts: MainJobOptions, types: list[str], config_file: Path, confi
         rows += encoder_rows
 
     zr_track = None
-    if opts.zero_resource:
+    if opts.discover:
         from .zero_resource import markdown, run_track
 
         zr_track = run_track(config, data_paths, names, data_fps, training, types, seeds[0], opts, cache)

@@ -1,4 +1,4 @@
-"""The main job's zero-resource track (``speechreps run --zero-resource``): no transcription used.
+"""The main job's zero-resource track (``speechreps run --discover``): no transcription used.
 
 For each dataset:
 

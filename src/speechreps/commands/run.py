@@ -49,8 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--encoder", action="append", type=Path, default=[], metavar="MODEL_DIR",
                    help="also score a pretrained HuBERT / wav2vec 2.0 / WavLM from a local folder (config.json + "
                         "model.safetensors) layer by layer, its best layer as extra rows (repeatable)")
-    p.add_argument("--zero-resource", action="store_true",
-                   help="also discover word pairs in each language's training audio (speechreps discover, no "
+    p.add_argument("--discover", action="store_true",
+                   help="the zero-resource track: also discover word pairs in each language's training audio (speechreps discover, no "
                         "transcription), train CAPC and frame CAE on them (best epoch picked without labels) and "
                         "report them beside the gold-pair models, with the discovery's own scores")
     p.add_argument("--jobs", type=int, default=None, help="CPU threads/processes (default: all cores)")
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         only=args.only, seeds=args.seeds, base_seed=args.seed,
         corpus_minutes=args.corpus_minutes, corpus_speakers=args.corpus_speakers, force=force,
         jobs=args.jobs, device=args.device, cross_lingual=not args.no_cross_lingual, awe=args.awe,
-        encoders=args.encoder, zero_resource=args.zero_resource,
+        encoders=args.encoder, discover=args.discover,
         progress=not args.no_progress,
     )
     report = run_main_job(opts)
