@@ -7,6 +7,10 @@
 
 Behaviour worth knowing:
 
+- ``speechreps <action> --help`` lists only the options that action uses (:data:`OPTION_ACTIONS`);
+  ``learn_speech_reps`` takes them all. ``--language`` defaults to the built-in corpus's
+  ``synth_en`` for ``speechreps`` and to the original's ``english_full`` for ``learn_speech_reps``.
+
 - ``data_paths.json``: ``--data-paths FILE``; by default ``./data_paths.json``, else
   ``./data/data_paths.json``, else ``./config/data_paths.json`` (where the original kept it).
 - ``train`` starts from scratch, or with ``--load-from-epoch N`` resumes from ``CKPT_DIR/epoch_N.pt``
@@ -31,6 +35,7 @@ Behaviour worth knowing:
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +46,7 @@ from .errors import UserError
 REPRESENTATION_TYPES = ("apc", "cpc", "capc", "frame_ae", "frame_cae")
 ACTIONS = ("train", "evaluate", "extract", "all")
 VAL_MAX_TOKENS = 300
+LOG_EVERY_S = 30.0
 SPLIT_FLAGS = {"train": "extract_training", "validation": "extract_validation", "test": "extract_test"}
 
 
@@ -48,39 +54,79 @@ SPLIT_FLAGS = {"train": "extract_training", "validation": "extract_validation", 
 # Options
 
 
-def add_run_options(p: argparse.ArgumentParser) -> None:
-    """The options of train / evaluate / extract / all (shared by ``speechreps`` and ``learn_speech_reps``)."""
-    p.add_argument("--language", default="english_full",
-                   help="dataset name in data_paths.json to train (and evaluate) on (default: english_full)")
-    p.add_argument("--load-from-epoch", type=int, default=None, metavar="N",
-                   help="train: resume from CKPT_DIR/epoch_N.pt; evaluate/extract: use that checkpoint")
-    p.add_argument("--resume", action="store_true", help="train: resume from the newest CKPT_DIR/epoch_N.pt if any")
-    p.add_argument("--save_path", "--save-path", dest="save_path", default=None, metavar="P",
-                   help="folder for extracted features (required for extract and all)")
-    p.add_argument("--extract-language", default=None, metavar="L",
-                   help="dataset to extract (and evaluate) features of (default: --language)")
-    p.add_argument("--extract-training", action="store_true", help="extract the training split")
-    p.add_argument("--extract-validation", action="store_true", help="extract the validation split")
-    p.add_argument("--extract-test", action="store_true", help="extract the test split (none of the three: all three)")
-    p.add_argument("--data-paths", default=None, metavar="FILE",
-                   help="data_paths.json (default: ./data_paths.json, else ./data/data_paths.json, else ./config/data_paths.json)")
-    p.add_argument("--pairs", default=None, metavar="FILE",
-                   help="capc / frame_cae: term-pair file to train on (discovered terms; frames into the training utterances)")
-    p.add_argument("--layer", default=None,
-                   help="layer to evaluate / extract: a layer name, 'default' or 'all' "
-                        "(default: all layers for evaluate, the model's default layer for extract)")
-    p.add_argument("--isolated", action="store_true",
-                   help="encode word tokens on their own instead of in their utterance's context")
-    p.add_argument("--checkpoint", choices=("best", "last"), default="best",
-                   help="evaluate / extract: which checkpoint without --load-from-epoch (default: best, else last)")
-    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--jobs", type=int, default=None, help="CPU threads for torch and for the DTW evaluation")
-    p.add_argument("--val-tokens", type=int, default=VAL_MAX_TOKENS, metavar="N",
-                   help=f"train: validation AP (picks best.pt) by DTW on a fixed subset of N validation tokens "
-                        f"(default {VAL_MAX_TOKENS}); 0: downsampled AP on all of them (fast)")
-    p.add_argument("--workers", type=int, default=0, metavar="N",
-                   help="train: data-loader processes that collate batches (default 0: in the training process)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+#: The built-in corpus's English dataset (``speechreps run`` / ``prepare ... --name synth_en``): the
+#: default ``--language`` of ``speechreps train|evaluate|extract|all``. ``learn_speech_reps`` keeps the
+#: original's ``english_full``.
+DEFAULT_LANGUAGE = "synth_en"
+LEGACY_LANGUAGE = "english_full"
+
+#: Which actions use each option (the rest ignore it): ``speechreps <action> --help`` lists only these.
+OPTION_ACTIONS: dict[str, tuple[str, ...]] = {
+    "--language": ACTIONS, "--load-from-epoch": ACTIONS, "--resume": ("train", "all"),
+    "--save_path": ("extract", "all"), "--extract-language": ("evaluate", "extract", "all"),
+    "--extract-training": ("extract", "all"), "--extract-validation": ("extract", "all"),
+    "--extract-test": ("extract", "all"), "--data-paths": ACTIONS, "--pairs": ("train", "all"),
+    "--layer": ("evaluate", "extract", "all"), "--isolated": ("evaluate", "extract", "all"),
+    "--checkpoint": ("evaluate", "extract", "all"), "--device": ACTIONS, "--jobs": ACTIONS,
+    "--val-tokens": ("train", "all"), "--workers": ("train", "all"), "--no-progress": ("train", "all"),
+    "--log-every": ("train", "all"),
+}
+
+
+def add_run_options(p: argparse.ArgumentParser, action: str | None = None, language: str = DEFAULT_LANGUAGE) -> None:
+    """The options of ``action`` (train / evaluate / extract / all; None: every option, for
+    ``learn_speech_reps``, whose action is a positional argument), defined once for both CLIs."""
+    def add(flag: str, *names: str, **kw) -> None:
+        if action is None or action in OPTION_ACTIONS[flag]:
+            if action is not None:  # "train: resume ..." -> "resume ..." in that action's own help
+                kw["help"] = re.sub(r"^(train|evaluate / extract): ", "", kw["help"])
+            p.add_argument(flag, *names, **kw)
+
+    add("--language", default=language,
+        help={"train": "dataset name in data_paths.json to train on",
+              "evaluate": "dataset name in data_paths.json the model was trained on, and evaluated on "
+                          "unless --eval-language",
+              "extract": "dataset name in data_paths.json the model was trained on, and extracted "
+                         "unless --extract-language"}.get(action, "dataset name in data_paths.json to train "
+                                                                  "(and evaluate) on") + f" (default: {language})")
+    add("--load-from-epoch", type=int, default=None, metavar="N",
+        help={"train": "resume from CKPT_DIR/epoch_N.pt", "evaluate": "evaluate CKPT_DIR/epoch_N.pt",
+              "extract": "extract with CKPT_DIR/epoch_N.pt"}.get(
+            action, "train: resume from CKPT_DIR/epoch_N.pt; evaluate/extract: use that checkpoint"))
+    add("--resume", action="store_true", help="train: resume from the newest CKPT_DIR/epoch_N.pt if any")
+    add("--save_path", "--save-path", dest="save_path", default=None, metavar="P",
+        help="folder for extracted features (required for extract and all)")
+    if action == "evaluate":
+        p.add_argument("--eval-language", "--extract-language", dest="extract_language", default=None, metavar="L",
+                       help="dataset to evaluate on (default: --language)")
+    else:
+        add("--extract-language", default=None, metavar="L",
+            help="dataset to extract (and evaluate) features of (default: --language)")
+    add("--extract-training", action="store_true", help="extract the training split")
+    add("--extract-validation", action="store_true", help="extract the validation split")
+    add("--extract-test", action="store_true", help="extract the test split (none of the three: all three)")
+    add("--data-paths", default=None, metavar="FILE",
+        help="data_paths.json (default: ./data_paths.json, else ./data/data_paths.json, else ./config/data_paths.json)")
+    add("--pairs", default=None, metavar="FILE",
+        help="capc / frame_cae: term-pair file to train on (discovered terms; frames into the training utterances)")
+    add("--layer", default=None,
+        help="layer to evaluate / extract: a layer name, 'default' or 'all' "
+             "(default: all layers for evaluate, the model's default layer for extract)")
+    add("--isolated", action="store_true",
+        help="encode word tokens on their own instead of in their utterance's context")
+    add("--checkpoint", choices=("best", "last"), default="best",
+        help="evaluate / extract: which checkpoint without --load-from-epoch (default: best, else last)")
+    add("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    add("--jobs", type=int, default=None, help="CPU threads for torch and for the DTW evaluation")
+    add("--val-tokens", type=int, default=VAL_MAX_TOKENS, metavar="N",
+        help=f"train: validation AP (picks best.pt) by DTW on a fixed subset of N validation tokens "
+             f"(default {VAL_MAX_TOKENS}); 0: downsampled AP on all of them (fast)")
+    add("--workers", type=int, default=0, metavar="N",
+        help="train: data-loader processes that collate batches (default 0: in the training process)")
+    add("--no-progress", action="store_true", help="no progress bars")
+    add("--log-every", type=float, default=LOG_EVERY_S, metavar="S",
+        help=f"train: without a progress bar (output not a terminal, or --no-progress), a line with the "
+             f"rate and the time left every S seconds within an epoch (default {LOG_EVERY_S:g}; 0: never)")
 
 
 @dataclass
@@ -88,7 +134,7 @@ class RunOptions:
     representation_type: str
     config: Path
     ckpt_dir: Path
-    language: str = "english_full"
+    language: str = DEFAULT_LANGUAGE
     load_from_epoch: int | None = None
     resume: bool = False
     save_path: Path | None = None
@@ -104,6 +150,7 @@ class RunOptions:
     progress: bool = True
     val_tokens: int = VAL_MAX_TOKENS
     workers: int = 0
+    log_every: float = LOG_EVERY_S
 
 
 def options_from_args(args: argparse.Namespace, action: str) -> RunOptions:
@@ -116,25 +163,32 @@ def options_from_args(args: argparse.Namespace, action: str) -> RunOptions:
     config = Path(args.config_file)
     if not config.is_file():
         raise UserError(f"config file {config} does not exist")
-    if action in ("extract", "all") and not args.save_path:
+    if action in ("extract", "all") and not getattr(args, "save_path", None):
         raise UserError(f"action {action!r} needs --save_path (the folder for the extracted features)")
     if args.load_from_epoch is not None and args.load_from_epoch < 0:
         raise UserError(f"--load-from-epoch must be >= 0, got {args.load_from_epoch}")
-    if args.val_tokens < 0:
-        raise UserError(f"--val-tokens must be >= 0, got {args.val_tokens}")
-    if getattr(args, "workers", 0) < 0:
-        raise UserError(f"--workers must be >= 0, got {args.workers}")
+    val_tokens = getattr(args, "val_tokens", VAL_MAX_TOKENS)
+    if val_tokens < 0:
+        raise UserError(f"--val-tokens must be >= 0, got {val_tokens}")
+    workers = getattr(args, "workers", 0)
+    if workers < 0:
+        raise UserError(f"--workers must be >= 0, got {workers}")
     if args.jobs is not None and args.jobs < 1:
         raise UserError(f"--jobs must be >= 1, got {args.jobs}")
-    splits = [s for s, flag in SPLIT_FLAGS.items() if getattr(args, flag)] or list(SPLIT_FLAGS)
+    log_every = getattr(args, "log_every", LOG_EVERY_S)
+    if log_every < 0:
+        raise UserError(f"--log-every must be >= 0, got {log_every}")
+    splits = [s for s, flag in SPLIT_FLAGS.items() if getattr(args, flag, False)] or list(SPLIT_FLAGS)
+    save_path, pairs = getattr(args, "save_path", None), getattr(args, "pairs", None)
     return RunOptions(
         representation_type=rep, config=config, ckpt_dir=Path(args.checkpoint_path), language=args.language,
-        load_from_epoch=args.load_from_epoch, resume=args.resume,
-        save_path=Path(args.save_path) if args.save_path else None, extract_language=args.extract_language,
+        load_from_epoch=args.load_from_epoch, resume=getattr(args, "resume", False),
+        save_path=Path(save_path) if save_path else None, extract_language=getattr(args, "extract_language", None),
         splits=splits, data_paths=resolve_data_paths(args.data_paths),
-        pairs=Path(args.pairs) if args.pairs else None, layer=args.layer, isolated=args.isolated,
-        checkpoint=args.checkpoint, device=args.device, jobs=args.jobs, progress=not args.no_progress,
-        val_tokens=args.val_tokens, workers=getattr(args, "workers", 0),
+        pairs=Path(pairs) if pairs else None, layer=getattr(args, "layer", None),
+        isolated=getattr(args, "isolated", False), checkpoint=getattr(args, "checkpoint", "best"),
+        device=args.device, jobs=args.jobs, progress=not getattr(args, "no_progress", False),
+        val_tokens=val_tokens, workers=workers, log_every=log_every,
     )
 
 
@@ -293,7 +347,7 @@ def train(opts: RunOptions, log: Callable[[str], None] = print):
     log(f"{rep}: training on {train_set.describe} ({time.time() - t0:.1f} s to load) on {device}")
     validate = make_validator(ds, model, device, opts.jobs, opts.val_tokens) if cfg.validate_every > 0 else None
     trainer = Trainer(model, train_set, cfg, opts.ckpt_dir, rep, device=device, validate=validate,
-                      progress=opts.progress, log=log, workers=opts.workers)
+                      progress=opts.progress, log=log, workers=opts.workers, log_every=opts.log_every)
     result = trainer.fit(load_from_epoch=load_from)
     if result.best_ap is not None:
         log(f"{rep}: best validation AP {result.best_ap:.4f} at epoch {result.best_epoch}")
@@ -442,5 +496,5 @@ def register_action(sub: argparse._SubParsersAction, action: str, help: str) -> 
     """Add ``speechreps <action> TYPE CONFIG CKPT_DIR [options]``."""
     p = sub.add_parser(action, help=help, description=f"{help[0].upper()}{help[1:]}.")
     add_positionals(p)
-    add_run_options(p)
+    add_run_options(p, action)
     p.set_defaults(func=lambda args: run_action(action, options_from_args(args, action)))

@@ -13,7 +13,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="audio corpus -> MFCC/fbank archives, same-different sets, word pairs, data_paths.json",
         description="Compute features for an audio corpus (audio/<utt_id>.wav|flac, *.wrd alignments, "
         "optional speakers/{train,validation,test}.txt) and register it in OUT/data_paths.json. "
-        "Work is skipped when OUT already holds the same preparation (use --force to redo).",
+        "Work is skipped when OUT already holds the same preparation (use --force to redo). "
+        "Default split, without speaker lists: the speakers in sorted order, the last quarter for test, the "
+        "quarter before it for validation (at least one each from 3 speakers on), the rest (about half) for training. Default speaker rule (buckeye): the "
+        "speaker is the utterance id up to its first '_' (s06_02a -> s06).",
     )
     p.add_argument("corpus", help="corpus folder")
     p.add_argument("out", help="output folder (data_paths.json and one folder per dataset)")
@@ -28,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pair-min-chars", type=int, default=5, help="training word pairs: minimum characters (5)")
     p.add_argument("--max-pairs-per-word", type=int, default=100, help="cap on training pairs per word type")
     p.add_argument("--speaker-rule", default="buckeye",
-                   help="how to read a speaker from an utterance id: buckeye, nchlt or a regex with group 'speaker'")
+                   help="how to read a speaker from an utterance id: buckeye (default: up to the first '_', "
+                        "s06_02a -> s06), nchlt (nchlt-tso-001m-0007 -> 001m) or a regex with a group 'speaker'")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=None, help="parallel processes (default: all cores)")
     p.add_argument("--strict", action="store_true", help="make skipped alignment lines an error")
