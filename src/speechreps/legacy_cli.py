@@ -18,7 +18,8 @@ import argparse
 import sys
 
 from .errors import UserError
-from .pipeline import ACTIONS, LEGACY_LANGUAGE, REPRESENTATION_TYPES, add_run_options, options_from_args, run_action
+from .pipeline import ACTIONS, REPRESENTATION_TYPES, add_run_options, options_from_args, run_action
+from .run_options import LEGACY_LANGUAGE
 
 
 def build_parser() -> argparse.ArgumentParser:

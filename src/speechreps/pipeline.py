@@ -35,98 +35,20 @@ Behaviour worth knowing:
 from __future__ import annotations
 
 import argparse
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from .errors import UserError
+from .run_options import ACTIONS, DEFAULT_LANGUAGE, LOG_EVERY_S, VAL_MAX_TOKENS, add_run_options
 
 REPRESENTATION_TYPES = ("apc", "cpc", "capc", "frame_ae", "frame_cae")
-ACTIONS = ("train", "evaluate", "extract", "all")
-VAL_MAX_TOKENS = 300
-LOG_EVERY_S = 30.0
 SPLIT_FLAGS = {"train": "extract_training", "validation": "extract_validation", "test": "extract_test"}
 
 
 # ---------------------------------------------------------------------------------------------
 # Options
-
-
-#: The built-in corpus's English dataset (``speechreps run`` / ``prepare ... --name synth_en``): the
-#: default ``--language`` of ``speechreps train|evaluate|extract|all``. ``learn_speech_reps`` keeps the
-#: original's ``english_full``.
-DEFAULT_LANGUAGE = "synth_en"
-LEGACY_LANGUAGE = "english_full"
-
-#: Which actions use each option (the rest ignore it): ``speechreps <action> --help`` lists only these.
-OPTION_ACTIONS: dict[str, tuple[str, ...]] = {
-    "--language": ACTIONS, "--load-from-epoch": ACTIONS, "--resume": ("train", "all"),
-    "--save_path": ("extract", "all"), "--extract-language": ("evaluate", "extract", "all"),
-    "--extract-training": ("extract", "all"), "--extract-validation": ("extract", "all"),
-    "--extract-test": ("extract", "all"), "--data-paths": ACTIONS, "--pairs": ("train", "all"),
-    "--layer": ("evaluate", "extract", "all"), "--isolated": ("evaluate", "extract", "all"),
-    "--checkpoint": ("evaluate", "extract", "all"), "--device": ACTIONS, "--jobs": ACTIONS,
-    "--val-tokens": ("train", "all"), "--workers": ("train", "all"), "--no-progress": ("train", "all"),
-    "--log-every": ("train", "all"),
-}
-
-
-def add_run_options(p: argparse.ArgumentParser, action: str | None = None, language: str = DEFAULT_LANGUAGE) -> None:
-    """The options of ``action`` (train / evaluate / extract / all; None: every option, for
-    ``learn_speech_reps``, whose action is a positional argument), defined once for both CLIs."""
-    def add(flag: str, *names: str, **kw) -> None:
-        if action is None or action in OPTION_ACTIONS[flag]:
-            if action is not None:  # "train: resume ..." -> "resume ..." in that action's own help
-                kw["help"] = re.sub(r"^(train|evaluate / extract): ", "", kw["help"])
-            p.add_argument(flag, *names, **kw)
-
-    add("--language", default=language,
-        help={"train": "dataset name in data_paths.json to train on",
-              "evaluate": "dataset name in data_paths.json the model was trained on, and evaluated on "
-                          "unless --eval-language",
-              "extract": "dataset name in data_paths.json the model was trained on, and extracted "
-                         "unless --extract-language"}.get(action, "dataset name in data_paths.json to train "
-                                                                  "(and evaluate) on") + f" (default: {language})")
-    add("--load-from-epoch", type=int, default=None, metavar="N",
-        help={"train": "resume from CKPT_DIR/epoch_N.pt", "evaluate": "evaluate CKPT_DIR/epoch_N.pt",
-              "extract": "extract with CKPT_DIR/epoch_N.pt"}.get(
-            action, "train: resume from CKPT_DIR/epoch_N.pt; evaluate/extract: use that checkpoint"))
-    add("--resume", action="store_true", help="train: resume from the newest CKPT_DIR/epoch_N.pt if any")
-    add("--save_path", "--save-path", dest="save_path", default=None, metavar="P",
-        help="folder for extracted features (required for extract and all)")
-    if action == "evaluate":
-        p.add_argument("--eval-language", "--extract-language", dest="extract_language", default=None, metavar="L",
-                       help="dataset to evaluate on (default: --language)")
-    else:
-        add("--extract-language", default=None, metavar="L",
-            help="dataset to extract (and evaluate) features of (default: --language)")
-    add("--extract-training", action="store_true", help="extract the training split")
-    add("--extract-validation", action="store_true", help="extract the validation split")
-    add("--extract-test", action="store_true", help="extract the test split (none of the three: all three)")
-    add("--data-paths", default=None, metavar="FILE",
-        help="data_paths.json (default: ./data_paths.json, else ./data/data_paths.json, else ./config/data_paths.json)")
-    add("--pairs", default=None, metavar="FILE",
-        help="capc / frame_cae: term-pair file to train on (discovered terms; frames into the training utterances)")
-    add("--layer", default=None,
-        help="layer to evaluate / extract: a layer name, 'default' or 'all' "
-             "(default: all layers for evaluate, the model's default layer for extract)")
-    add("--isolated", action="store_true",
-        help="encode word tokens on their own instead of in their utterance's context")
-    add("--checkpoint", choices=("best", "last"), default="best",
-        help="evaluate / extract: which checkpoint without --load-from-epoch (default: best, else last)")
-    add("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    add("--jobs", type=int, default=None, help="CPU threads for torch and for the DTW evaluation")
-    add("--val-tokens", type=int, default=VAL_MAX_TOKENS, metavar="N",
-        help=f"train: validation AP (picks best.pt) by DTW on a fixed subset of N validation tokens "
-             f"(default {VAL_MAX_TOKENS}); 0: downsampled AP on all of them (fast)")
-    add("--workers", type=int, default=0, metavar="N",
-        help="train: data-loader processes that collate batches (default 0: in the training process)")
-    add("--no-progress", action="store_true", help="no progress bars")
-    add("--log-every", type=float, default=LOG_EVERY_S, metavar="S",
-        help=f"train: without a progress bar (output not a terminal, or --no-progress), a line with the "
-             f"rate and the time left every S seconds within an epoch (default {LOG_EVERY_S:g}; 0: never)")
 
 
 @dataclass
@@ -228,6 +150,16 @@ def _load_dataset(opts: RunOptions, name: str | None = None):
     return load_dataset(opts.data_paths, name or opts.language)
 
 
+def validation_subset(n_tokens: int, max_tokens: int = VAL_MAX_TOKENS, seed: int = 0):
+    """Indices of the fixed random subset of at most ``max_tokens`` of ``n_tokens`` validation tokens
+    that training validation scores by DTW (all of them when there are fewer; sorted)."""
+    import numpy as np
+
+    if 0 < max_tokens < n_tokens:
+        return np.sort(np.random.default_rng(seed).choice(n_tokens, size=max_tokens, replace=False))
+    return np.arange(n_tokens)
+
+
 def make_validator(ds, model, device, n_jobs: int | None = None, max_tokens: int = VAL_MAX_TOKENS, seed: int = 0
                    ) -> Callable[[Any], dict[str, float]] | None:
     """A function ``model -> {"val_ap": ..., ...}`` on the validation word tokens, or None without them.
@@ -239,7 +171,6 @@ def make_validator(ds, model, device, n_jobs: int | None = None, max_tokens: int
     over all validation tokens (cheap), ``val_ap_cross_speaker`` the DTW cross-speaker AP of the subset.
     ``max_tokens=0``: no DTW; ``val_ap`` is the downsampled AP over all tokens.
     """
-    import numpy as np
 
     from .data.archive import load_archive
     from .evaluate.samediff import word_tokens
@@ -252,9 +183,7 @@ def make_validator(ds, model, device, n_jobs: int | None = None, max_tokens: int
     words = {k: words[k] for k in keys}
     utt_path = ds.data.get("validation")
     utterances = load_archive(utt_path) if utt_path is not None and utt_path.is_file() and utt_path != words_path else None
-    subset = np.arange(len(keys))
-    if 0 < max_tokens < len(keys):
-        subset = np.sort(np.random.default_rng(seed).choice(len(keys), size=max_tokens, replace=False))
+    subset = validation_subset(len(keys), max_tokens, seed)
 
     def validate(m) -> dict[str, float]:
         from .extract import word_features
