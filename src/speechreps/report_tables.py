@@ -42,7 +42,8 @@ def training_table(training: dict[str, dict], val_tokens: int) -> list[str]:
         f"same-different AP of the model's default layer on a fixed random subset of at most {val_tokens} of "
         "the validation word tokens (the same subset at every epoch), encoded in context. The main table's "
         "validation AP is over all validation tokens, so the two differ; the per-layer table shows both kinds. "
-        "Models without validation during training (the frame AE) show '-'. Minutes include validation.",
+        "Models whose config section has `validate_every` 0 (the demo's frame AE) show '-'. Minutes include "
+        "validation.",
     ]
 
 
