@@ -4,7 +4,7 @@
 # evaluation and extraction (through the original command line), and same-different AP of the extracted
 # features. Run in the folder given (default: a new temporary one), never inside the source tree,
 # so that only the installed package can be imported. Used by both Dockerfiles at build time and by
-# scripts/check_wheel.sh. Takes about a minute on 2 CPU cores.
+# scripts/check_wheel.sh. One process, one thread at a time: on a busy machine worker start-ups cost more than they save.
 set -eu
 work=${1:-$(mktemp -d)}
 mkdir -p "$work"
@@ -23,11 +23,11 @@ cfg["apc"].update(num_epochs=1, checkpoint_interval=1, validate_every=1)
 with open(sys.argv[1], "w") as f:
     json.dump({"apc": cfg["apc"]}, f)
 PY
-speechreps synth --language en --speakers 8 --minutes 2 --jobs 2
-speechreps prepare corpora/synth_en data --name synth_en --jobs 2
+speechreps synth --language en --speakers 8 --minutes 2 --jobs 1
+speechreps prepare corpora/synth_en data --name synth_en --jobs 1
 # train, evaluate and extract in one process, through the original command line
 learn_speech_reps apc all tiny.json ckpt --language synth_en --data-paths data/data_paths.json \
-    --save_path feats --extract-test --jobs 2
+    --save_path feats --extract-test --jobs 1
 speechreps samediff feats/synth_en_test_apc_gru2.npz --distance both --json samediff.json
 python - samediff.json <<'PY'
 import json, sys

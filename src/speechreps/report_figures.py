@@ -18,13 +18,23 @@ def _pyplot():
     return plt
 
 
+def _save(fig, axes, path: Path) -> Path:
+    """Grid on each panel, the legend on the last, then write the PNG and free the figure."""
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[-1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+    return path
+
+
 def plot_training_curves(curves: dict[str, list[tuple[int, float]]], path: Path) -> Path | None:
     """Loss per epoch, one line per model (each normalised by its first epoch's loss, since the
     models' losses have different units)."""
     if not curves:
         return None
     plt = _pyplot()
-
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for label, pts in sorted(curves.items()):
         if not pts:
@@ -34,13 +44,7 @@ def plot_training_curves(curves: dict[str, list[tuple[int, float]]], path: Path)
         axes[1].plot(ep, np.asarray(loss) / (loss[0] or 1.0), marker=".", label=label)
     axes[0].set(xlabel="epoch", ylabel="training loss", yscale="log", title="training loss")
     axes[1].set(xlabel="epoch", ylabel="loss / first-epoch loss", title="relative training loss")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, axes, path)
 
 
 def plot_pr_curves(curves: dict[str, tuple[list[float], list[float]]], path: Path, title: str) -> Path | None:
@@ -98,10 +102,4 @@ def plot_validation_curves(curves: dict[str, list[dict]], path: Path) -> Path | 
         axes[1].plot([p["minutes"] for p in pts], [p["val_ap"] for p in pts], marker=".", label=label)
     axes[0].set(xlabel="epoch", ylabel="validation AP", title="validation AP against epoch")
     axes[1].set(xlabel="minutes of training", ylabel="validation AP", title="validation AP against time")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, axes, path)
