@@ -103,7 +103,7 @@ def test_training_logs_progress_lines_within_an_epoch_when_not_on_a_terminal(tmp
     from test_datasets import TINY_CONFIG, make_toy_dataset
 
     ds = load_dataset(make_toy_dataset(tmp_path / "toy"), "toy")
-    cfg = config_from_dict({**TINY_CONFIG["frame_ae"], "num_epochs": 1, "validate_every": 0, "batch_size": 8},
+    cfg = config_from_dict({**TINY_CONFIG["frame_ae"], "num_epochs": 1, "validate_every": 0, "batch_size": 64},
                            "frame_ae")
     seed_everything(cfg.seed)
     model = build_model("frame_ae", cfg)
