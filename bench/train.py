@@ -8,7 +8,7 @@ speakers x utterances cropped to ``seq_len`` for CPC, single frames for frame AE
 forward + backward + gradient clipping + Adam update (ours: the trainer's fused Adam and, for APC /
 CAPC, :class:`~speechreps.models.gru.FastGRU`; the original-style step: ``nn.GRU`` and torch's default
 Adam). Prints frames/s per type and the ratio to the original code's figures on 2 CPU cores
-(SPEC.md) and to the original-style step timed alternately on the same batches. torch threads = CPU
+(docs/MODELS.md) and to the original-style step timed alternately on the same batches. torch threads = CPU
 cores unless --threads.
 """
 
@@ -28,7 +28,7 @@ from speechreps.models import build_model
 from speechreps.models.base import FramePairBatch, PairBatch, UtteranceBatch
 from speechreps.train.trainer import make_optimizer
 
-# The original implementation's training throughput on 2 CPU cores, at its own sizes (SPEC.md).
+# The original implementation's training throughput on 2 CPU cores, at its own sizes (docs/MODELS.md).
 ORIGINAL_FRAMES_PER_S = {"apc+aux": 1500, "apc": 4800, "capc": 4000, "cpc": 5400, "frame_ae": 60000, "frame_cae": 60000}
 
 
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, config {args.config}", file=sys.stderr)
-    print("| type | frames/s | original, SPEC.md (2 cores) | ratio | original-style, this machine | ratio |")
+    print("| type | frames/s | original, reported (2 cores) | ratio | original-style, this machine | ratio |")
     print("|---|---:|---:|---:|---:|---:|")
     for name in args.types.split(","):
         rep_type = name.removesuffix("+aux")

@@ -17,6 +17,7 @@ def tiny_config(path: Path, epochs: int = 1) -> Path:
     cfg = json.loads(default_config().read_text())
     for section in cfg.values():
         if isinstance(section, dict):
+            section.pop("num_steps", None), section.pop("steps_per_epoch", None)  # epochs here, not steps
             section.update(num_epochs=epochs, checkpoint_interval=1)
             if "validate_every" in section:
                 section["validate_every"] = 1

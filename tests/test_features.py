@@ -5,7 +5,6 @@ import soundfile as sf
 from speechreps.data.features import (
     FeatureConfig,
     compute_features,
-    deltas,
     load_audio,
     n_frames,
     speaker_cmvn,
@@ -14,20 +13,33 @@ from speechreps.errors import UserError
 
 
 def test_mfcc_shape_and_frame_count():
+    """Centred frames: 1 + n // 160 of them (the recipe's 655 where snip-edges framing gave 652)."""
     audio = np.random.default_rng(0).standard_normal(16000).astype(np.float32)
     f = compute_features(audio)
-    assert f.shape == (n_frames(16000), 39) == (98, 39)
+    assert f.shape == (n_frames(16000), 39) == (101, 39)
     assert f.dtype == np.float32
-    assert compute_features(audio, FeatureConfig(kind="fbank")).shape == (98, 72)
-    assert compute_features(audio, FeatureConfig(deltas=False)).shape == (98, 13)
+    assert compute_features(audio, FeatureConfig(kind="fbank")).shape == (101, 72)
+    assert compute_features(audio, FeatureConfig(deltas=False)).shape == (101, 13)
     assert compute_features(audio[:399]).shape == (0, 39)
+    assert compute_features(audio[:800]).shape == (6, 39)  # fewer frames than the 9-frame delta window
 
 
-def test_deltas_are_htk_regression():
-    x = np.arange(10, dtype=np.float32)[:, None] ** 2
-    d = deltas(x)
-    # interior: sum n (x[t+n] - x[t-n]) / 10 = derivative of t^2 = 2t exactly
-    np.testing.assert_allclose(d[2:-2, 0], 2 * np.arange(2, 8), rtol=1e-6)
+def test_mfcc_equals_the_recipe_calls():
+    """Our features equal the recipe's features.py calls, written out here with librosa, within float32 rounding."""
+    import librosa
+
+    rng = np.random.default_rng(1)
+    t = np.arange(int(2.3 * 16000)) / 16000
+    y = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t)) + 0.05 * rng.standard_normal(len(t)))
+    y = y.astype(np.float32)
+    sr = 16000
+    signal = np.append(y[0], y[1:] - 0.97 * y[:-1])
+    mfcc = librosa.feature.mfcc(y=signal, sr=sr, n_mfcc=13, n_mels=24, n_fft=int(np.floor(0.025 * sr)),
+                                hop_length=int(np.floor(0.01 * sr)), fmin=64, fmax=8000)
+    want = np.hstack([mfcc.T, librosa.feature.delta(mfcc).T, librosa.feature.delta(mfcc, order=2).T])
+    got = compute_features(y)
+    assert got.shape == want.shape == (1 + len(y) // 160, 39)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4 * np.abs(want).max())
 
 
 def test_mfcc_separates_tones():

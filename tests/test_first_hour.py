@@ -55,7 +55,7 @@ def test_an_option_the_action_does_not_use_is_an_error(capsys, tmp_path):
 def test_prepare_help_names_the_default_split_and_speaker_rule(capsys):
     text = " ".join(_help(["prepare", "--help"], capsys).split())
     assert "Default split, without speaker lists" in text and "quarter for test" in text
-    assert "Default speaker rule (buckeye)" in text and "s06_02a -> s06" in text
+    assert "Default speaker rule (auto): nchlt for NCHLT-style ids" in text and "s06_02a -> s06" in text
 
 
 class Clock:

@@ -52,9 +52,9 @@ def test_resume_equals_uninterrupted(toy, tmp_path, rep, over):
 def test_checkpoint_contents_and_files(toy, tmp_path):
     d = tmp_path / "ck"
     _fit(toy, "apc", d, 3, checkpoint_interval=2, tensorboard=True)
-    names = sorted(p.name for p in d.iterdir())
+    names = sorted(p.name for p in d.iterdir() if p.name != ".lock")  # the folder's lock file stays
     assert names == ["config.json", "epoch_2.pt", "epoch_3.pt", "last.pt", "metrics.jsonl", "tensorboard"]
-    assert not [p for p in d.rglob(".*")]  # no temporary files left
+    assert not [p for p in d.rglob(".*") if p.name != ".lock"]  # no temporary files left
     state = ckpt.load(d / "last.pt")
     assert state["epoch"] == 3
     for key in ("model", "optimizer", "scheduler", "scaler", "sampler", "rng", "config", "representation_type",
@@ -89,7 +89,7 @@ def test_killed_save_leaves_last_checkpoint_intact(toy, tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "save", real_save)
     assert (d / "epoch_1.pt").read_bytes() == before and (d / "last.pt").read_bytes() == before
     assert not (d / "epoch_2.pt").exists()
-    assert not [p for p in d.iterdir() if p.name.startswith(".")]
+    assert not [p for p in d.iterdir() if p.name.startswith(".") and p.name != ".lock"]
 
 
 def test_loss_falls(toy, tmp_path):

@@ -60,6 +60,14 @@ def run_cli(parser: argparse.ArgumentParser, argv: list[str] | None, prog: str) 
     except UserError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file system that refuses an output (read-only, full, ...): one line too
+        from .fileio import os_user_error
+
+        user = os_user_error(exc)
+        if user is None:
+            raise
+        print(f"{prog}: error: {user}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130

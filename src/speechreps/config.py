@@ -20,6 +20,10 @@ Meaning of the shared keys (:class:`TrainingConfig`):
 - ``lr_milestones`` / ``lr_gamma``: ``MultiStepLR`` over epochs.
 - ``grad_clip``: max gradient norm over all parameters (0 = off). ``amp``: CUDA autocast (ignored on CPU), in ``amp_dtype`` (``float16``, with loss scaling, or ``bfloat16``).
 - ``validate_every``: epochs between validation-AP evaluations that pick the ``best`` checkpoint (0 = never).
+- ``num_steps`` / ``steps_per_epoch``: a budget in optimizer steps instead of ``num_epochs`` (which it
+  overrides), the same on any corpus size: the run is ``num_steps / steps_per_epoch`` "epochs" of
+  ``steps_per_epoch`` steps each (default: one epoch of ``num_steps``), and everything counted in epochs
+  counts those (see :mod:`speechreps.train.budget`).
 """
 
 from __future__ import annotations
@@ -40,8 +44,10 @@ class TrainingConfig:
     """Keys every section has (the original's names)."""
 
     learning_rate: float
-    num_epochs: int
     batch_size: int
+    num_epochs: int = 0
+    num_steps: int = 0
+    steps_per_epoch: int = 0
     lr_milestones: list[int] = field(default_factory=list)
     lr_gamma: float = 0.1
     num_buckets: int = 10
@@ -55,8 +61,14 @@ class TrainingConfig:
 
     def check(self, bad) -> None:
         """Range checks; ``bad(key, requirement)`` raises. Subclasses extend."""
-        _positive(self, bad, "learning_rate", "num_epochs", "batch_size", "num_buckets", "checkpoint_interval", "input_dim")
-        _non_negative(self, bad, "grad_clip", "validate_every", "seed")
+        _positive(self, bad, "learning_rate", "batch_size", "num_buckets", "checkpoint_interval", "input_dim")
+        _non_negative(self, bad, "grad_clip", "validate_every", "seed", "num_epochs", "num_steps", "steps_per_epoch")
+        if self.num_steps == 0 and self.num_epochs == 0:
+            bad("num_epochs", "or num_steps must be given (an integer >= 1)")
+        if self.steps_per_epoch and not self.num_steps:
+            bad("steps_per_epoch", "needs num_steps")
+        if self.num_steps and self.steps_per_epoch and self.num_steps % self.steps_per_epoch:
+            bad("num_steps", f"must be a multiple of steps_per_epoch ({self.steps_per_epoch}), got {self.num_steps}")
         if self.amp_dtype not in ("float16", "bfloat16"):
             bad("amp_dtype", "must be float16 or bfloat16")
         if not 0 < self.lr_gamma <= 1:
@@ -330,6 +342,13 @@ def load_config(path: str | os.PathLike, representation_type: str) -> TrainingCo
     if isinstance(cfg, FrameCAEConfig) and cfg.ae_checkpoint and not os.path.isabs(cfg.ae_checkpoint):
         cfg.ae_checkpoint = str(path.parent / cfg.ae_checkpoint)
     return cfg
+
+
+def planned_epochs(cfg: TrainingConfig) -> int:
+    """The number of epochs a run of ``cfg`` ends at (``num_steps / steps_per_epoch`` under a step budget)."""
+    if cfg.num_steps:
+        return cfg.num_steps // (cfg.steps_per_epoch or cfg.num_steps)
+    return cfg.num_epochs
 
 
 def config_to_dict(cfg: TrainingConfig) -> dict:

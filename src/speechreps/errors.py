@@ -24,9 +24,11 @@ class WarningCounter:
     With ``strict=True`` the first problem raises :class:`UserError` instead.
     """
 
-    def __init__(self, strict: bool = False, what: str = "problem"):
+    def __init__(self, strict: bool = False, what: str = "problem",
+                 strict_hint: str | None = "use --strict to make this an error"):
         self.strict = strict
         self.what = what
+        self.strict_hint = strict_hint  # None where the command has no --strict
         self.messages: list[str] = []
 
     def add(self, message: str) -> None:
@@ -44,7 +46,8 @@ class WarningCounter:
         shown = "; ".join(self.messages[:max_shown])
         more = f" (and {len(self.messages) - max_shown} more)" if len(self.messages) > max_shown else ""
         warnings.warn(
-            f"skipped {len(self.messages)} {self.what}(s): {shown}{more} (use --strict to make this an error)",
+            f"skipped {len(self.messages)} {self.what}(s): {shown}{more}"
+            + (f" ({self.strict_hint})" if self.strict_hint else ""),
             DataWarning,
             stacklevel=2,
         )

@@ -17,7 +17,9 @@ Stages (each skipped when its recorded inputs are unchanged, see :mod:`speechrep
    cached per job in ``RUN/awe/`` like the stages;
 7. ``report``          ``report.md`` + figures, and the table printed at the end.
 
-A user's own datasets (``--dataset NAME`` with ``--data-paths``) replace stages 1-2.
+A user's own datasets (``--dataset NAME`` with ``--data-paths``) replace stages 1-2; a user's own audio
+corpora (``--corpus PATH``, optionally ``--zero-resource``) replace stage 1 and are prepared like
+``speechreps prepare`` does, into ``--data-dir``, under the corpus folder's name.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ class MainJobOptions:
     languages: tuple[str, ...] = BUILTIN_LANGUAGES
     datasets: list[str] | None = None  # the user's own, from data_paths; replaces languages
     data_paths: Path | None = None
+    corpora: list[Path] | None = None  # the user's own audio corpora, prepared into data_dir; replace languages
+    zero_resource: bool = False  # corpora: prepare the one split "all" (train and evaluate on all the audio)
     only: list[str] | None = None
     seeds: int = 1
     base_seed: int = 0
@@ -111,6 +115,27 @@ def _builtin_datasets(opts: MainJobOptions, cache: StageCache) -> tuple[Path, li
         names.append(name)
         fps[name] = summary["fingerprint"]
     return data_paths, names, fps
+
+
+def _corpus_datasets(opts: MainJobOptions) -> tuple[Path, list[str], dict[str, str]]:
+    """Prepare each ``--corpus`` folder into ``data_dir`` (prepare's own cache skips unchanged ones)."""
+    import re
+
+    from .data.prepare import PrepareOptions, prepare_corpus
+
+    names, fps = [], {}
+    for corpus in opts.corpora or []:
+        name = re.sub(r"[^A-Za-z0-9_.-]", "-", Path(corpus).resolve().name) or "corpus"
+        if name in names:
+            raise UserError(f"--corpus {corpus}: a second corpus named {name!r}")
+        summary = prepare_corpus(corpus, opts.data_dir, name, PrepareOptions(zero_resource=opts.zero_resource),
+                                 jobs=opts.jobs, progress=opts.progress, log=opts.log)
+        if not any(s.get("word_tokens") for s in summary["splits"].values()):
+            raise UserError(f"--corpus {corpus}: no word tokens to evaluate on (the main job needs word alignments; "
+                            f"train single models on it with speechreps train)")
+        names.append(name)
+        fps[name] = summary["fingerprint"]
+    return opts.data_dir / "data_paths.json", names, fps
 
 
 def _user_datasets(opts: MainJobOptions) -> tuple[Path, list[str], dict[str, str]]:
@@ -175,13 +200,21 @@ def _score(segments, labels, speakers, jobs, device, base: dict, with_pr: bool) 
     return rows
 
 
+def _eval_splits(data_paths: Path, name: str) -> list[str]:
+    """validation and test; ``all`` for a zero-resource dataset (see DatasetPaths.evaluation_splits)."""
+    from .data.registry import load_dataset
+
+    return load_dataset(data_paths, name).evaluation_splits()
+
+
 def _baseline(data_paths: Path, name: str, opts: MainJobOptions) -> list[dict]:
     rows = []
-    for split in ("validation", "test"):
+    splits = _eval_splits(data_paths, name)
+    for split in splits:
         keys, segments, labels, speakers, _, _ = _word_set(data_paths, name, split)
         base = {"features": "mfcc", "layer": None, "trained_on": None, "evaluated_on": name, "split": split,
                 "seed": None, "dim": int(segments[0].shape[1])}
-        rows += _score(segments, labels, speakers, opts.jobs, opts.device, base, with_pr=split == "test")
+        rows += _score(segments, labels, speakers, opts.jobs, opts.device, base, with_pr=split == splits[-1])
     return rows
 
 
@@ -233,7 +266,8 @@ def _evaluate_model(rep: str, ckpt_dir: Path, config_path: Path, data_paths: Pat
     model, _, _ = load_trained_model(run, device)
     layer = model.default_layer
     rows = []
-    for split in ("validation", "test"):
+    splits = _eval_splits(data_paths, name)
+    for split in splits:
         keys, _, labels, speakers, words, utterances = _word_set(data_paths, name, split)
         feats, _ = word_features(model, words, utterances, [layer], device=device)
         save_archive(opts.run_dir / "features" / f"s{seed}" / f"{trained_on}" / f"{name}_{split}_{rep}_{layer}.npz",
@@ -241,7 +275,7 @@ def _evaluate_model(rep: str, ckpt_dir: Path, config_path: Path, data_paths: Pat
         segments = [feats[layer][k] for k in keys]
         base = {"features": rep, "layer": layer, "trained_on": trained_on, "evaluated_on": name, "split": split,
                 "seed": seed, "dim": int(segments[0].shape[1])}
-        rows += _score(segments, labels, speakers, opts.jobs, opts.device, base, with_pr=split == "test")
+        rows += _score(segments, labels, speakers, opts.jobs, opts.device, base, with_pr=split == splits[-1])
     return rows
 
 
@@ -251,7 +285,7 @@ def _evaluate_model(rep: str, ckpt_dir: Path, config_path: Path, data_paths: Pat
 
 def run_main_job(opts: MainJobOptions) -> Path:
     """Run every stage (skipping those up to date); returns the path of ``report.md``."""
-    t_start, machine_start = time.time(), runinfo.machine(opts.jobs)
+    t_start = time.time()
     types = opts.types()
     if opts.seeds < 1:
         raise UserError(f"--seeds must be >= 1, got {opts.seeds}")
@@ -269,10 +303,23 @@ def run_main_job(opts: MainJobOptions) -> Path:
         from .awe.config import load_awe_config
 
         load_awe_config(config_file)
-    opts.run_dir.mkdir(parents=True, exist_ok=True)
+    from .crash import remove_stale_temporaries
+    from .locks import exclusive
+
+    with exclusive(opts.run_dir / ".lock", f"run folder {opts.run_dir}"):
+        for folder in (opts.run_dir, opts.run_dir / "stages", opts.run_dir / "configs"):
+            remove_stale_temporaries(folder)
+        return _run_stages(opts, types, config_file, config, t_start)
+
+
+def _run_stages(opts: MainJobOptions, types: list[str], config_file: Path, config: dict, t_start: float) -> Path:
+    """The stages of :func:`run_main_job`, with the run folder locked."""
+    machine_start = runinfo.machine(opts.jobs)
     cache = StageCache(opts.run_dir, opts.force, log=opts.log)
 
-    if opts.datasets:
+    if opts.corpora:
+        data_paths, names, data_fps = _corpus_datasets(opts)
+    elif opts.datasets:
         data_paths, names, data_fps = _user_datasets(opts)
     else:
         data_paths, names, data_fps = _builtin_datasets(opts, cache)
@@ -335,7 +382,8 @@ def run_main_job(opts: MainJobOptions) -> Path:
         "wall_seconds": round(time.time() - t_start, 1),
         "work_seconds": round(sum(cache.timings.values()), 1),
         "commit": runinfo.code_commit(),
-        "machine": {**machine_start, "load_at_start": machine_start.pop("load"), "load_at_end": runinfo.load_average()},
+        "machine": {**{k: v for k, v in machine_start.items() if k != "load"}, "load_at_start": machine_start["load"],
+                    "load_at_end": runinfo.load_average()},
         "corpus": {name: runinfo.corpus_stats(data_paths, name) for name in names},
         "val_tokens": VAL_MAX_TOKENS,
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),

@@ -85,14 +85,21 @@ def word_features(
     layers: Sequence[str] | None = None,
     isolated: bool = False,
     device: torch.device | str = "cpu",
+    source: str | Path = "the word tokens",
 ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, int]]:
     """Learned features of word tokens: ``({layer: {key: (T, d)}}, counts)``.
 
     In context when ``utterances`` is given and not ``isolated`` (words not found in it fall back to
-    isolated encoding); ``counts`` says how many words went which way.
+    isolated encoding); ``counts`` says how many words went which way. ``source`` names the words
+    in the error when their dimension is not the model's input dimension.
     """
+    from .checks import archive_dim, check_dim, model_input_dim
+
     layers = list(layers or [model.default_layer])
     keys = list(words)
+    expected = model_input_dim(model)
+    if expected is not None and keys:
+        check_dim(archive_dim(words, source), expected, source, "the checkpoint's model")
     in_context: dict[str, tuple[str, int, int]] = {}
     if utterances is not None and not isolated:
         lookup = SegmentLookup(utterances)
@@ -144,7 +151,7 @@ def extract_split(
     utt_path = ds.data.get(split)
     if not isolated and utt_path is not None and utt_path.is_file() and utt_path != words_path:
         utterances = load_archive(utt_path)
-    feats, counts = word_features(model, words, utterances, layers, isolated, device)
+    feats, counts = word_features(model, words, utterances, layers, isolated, device, source=words_path)
     paths = []
     for name, arrays in feats.items():
         paths.append(save_archive(output_path(save_path, ds.name, split, rep_type, name), arrays))

@@ -32,7 +32,8 @@ def layer_rows(rep: str, ckpt_dir: Path, config_path: Path, data_paths: Path, na
     model, _, epoch = load_trained_model(run, dev)
     ds = load_dataset(data_paths, name)
     rows: list[dict[str, Any]] = []
-    for split in ("validation", "test"):
+    splits = ds.evaluation_splits()  # validation and test; "all" for a zero-resource dataset
+    for split in splits:
         if not ds.has_word_tokens(split):
             continue
         words_path = ds.word_tokens(split)
@@ -41,7 +42,7 @@ def layer_rows(rep: str, ckpt_dir: Path, config_path: Path, data_paths: Path, na
         utt_path = ds.data.get(split)
         utterances = load_archive(utt_path) if utt_path is not None and utt_path.is_file() and utt_path != words_path else None
         feats, _ = word_features(model, {k: words[k] for k in keys}, utterances, list(model.layers), device=dev)
-        subset = validation_subset(len(keys), max_tokens) if split == "validation" else None
+        subset = validation_subset(len(keys), max_tokens) if split == splits[0] else None
         for layer in model.layers:
             segs = [feats[layer][k] for k in keys]
             base = {"features": rep, "layer": layer, "default": layer == model.default_layer, "trained_on": name,

@@ -216,7 +216,7 @@ def _samediff(segments, labels, speakers, distance: str, n_jobs: int | None):
 
 def _frame_ae_for(opts: RunOptions, cfg, device, log: Callable[[str], None]) -> dict:
     """The frame AE state a frame CAE starts from: cfg.ae_checkpoint, else trained into CKPT_DIR/frame_ae."""
-    from .config import load_config
+    from .config import load_config, planned_epochs
     from .train import checkpoint as ckpt
 
     if cfg.ae_checkpoint:
@@ -231,7 +231,7 @@ def _frame_ae_for(opts: RunOptions, cfg, device, log: Callable[[str], None]) -> 
         raise UserError(f"frame_cae starts from a trained frame AE: set ae_checkpoint in [frame_cae] or add a "
                         f"[frame_ae] section to train one ({exc})") from None
     have = ckpt.saved_epochs(ae_dir)
-    if not have or have[-1] < ae_cfg.num_epochs:
+    if not have or have[-1] < planned_epochs(ae_cfg):
         log(f"frame_cae: no ae_checkpoint in the config; training a frame AE first into {ae_dir}")
         sub = RunOptions(**{**opts.__dict__, "representation_type": "frame_ae", "ckpt_dir": ae_dir,
                             "load_from_epoch": have[-1] if have else None, "resume": False, "pairs": None})
@@ -244,12 +244,6 @@ def _frame_ae_for(opts: RunOptions, cfg, device, log: Callable[[str], None]) -> 
 def train(opts: RunOptions, log: Callable[[str], None] = print):
     """Train ``opts.representation_type``; returns the :class:`~speechreps.train.trainer.TrainResult`."""
     from .config import load_config
-    from .data.datasets import make_training_set
-    from .errors import WarningCounter
-    from .models import build_model
-    from .train import checkpoint as ckpt
-    from .train.trainer import Trainer, seed_everything
-
     from .train import distributed
 
     rep = opts.representation_type
@@ -257,7 +251,24 @@ def train(opts: RunOptions, log: Callable[[str], None] = print):
     device = _setup(opts)
     if not distributed.is_main():  # under DDP only rank 0 talks
         log = lambda msg: None  # noqa: E731
+        return _train_locked(opts, rep, cfg, device, log)
+    from .train.trainer import checkpoint_lock
+
+    with checkpoint_lock(opts.ckpt_dir):  # before any work: a second run into CKPT_DIR fails at once
+        return _train_locked(opts, rep, cfg, device, log)
+
+
+def _train_locked(opts: RunOptions, rep: str, cfg, device, log: Callable[[str], None]):
+    from .checks import build_checked, check_training_data
+    from .data.datasets import make_training_set
+    from .data.packed import open_features
+    from .errors import WarningCounter
+    from .train import checkpoint as ckpt
+    from .train.trainer import Trainer, seed_everything
+
     ds = _load_dataset(opts)
+    if ds.data.get("train") is not None:
+        check_training_data(open_features(ds.utterances("train")), ds.utterances("train"), cfg.input_dim)
     load_from = opts.load_from_epoch
     if load_from is None and opts.resume:
         have = ckpt.saved_epochs(opts.ckpt_dir)
@@ -266,10 +277,10 @@ def train(opts: RunOptions, log: Callable[[str], None] = print):
         ckpt.find_checkpoint(opts.ckpt_dir, epoch=load_from)  # fail early when it is missing
     ae_state = _frame_ae_for(opts, cfg, device, log) if rep == "frame_cae" and load_from is None else None
     seed_everything(cfg.seed)
-    model = build_model(rep, cfg)
+    model = build_checked(rep, cfg, f"config {opts.config} [{rep}]")
     if ae_state is not None:
         model.init_from(ae_state)
-    warnings = WarningCounter(what="training pair")
+    warnings = WarningCounter(what="training pair", strict_hint=None)
     t0 = time.time()
     train_set = make_training_set(rep, model.batch_kind, cfg, ds, opts.pairs, warnings)
     warnings.report()
@@ -285,8 +296,8 @@ def train(opts: RunOptions, log: Callable[[str], None] = print):
 
 def load_trained_model(opts: RunOptions, device=None):
     """The model of ``opts.ckpt_dir`` (epoch / best / last, see module doc), in eval mode; and the checkpoint path."""
+    from .checks import build_checked
     from .config import config_from_dict, load_config
-    from .models import build_model
     from .train import checkpoint as ckpt
 
     rep = opts.representation_type
@@ -295,7 +306,7 @@ def load_trained_model(opts: RunOptions, device=None):
     if state.get("representation_type") not in (None, rep):
         raise UserError(f"checkpoint {path} holds a {state['representation_type']!r} model, not {rep!r}")
     cfg = config_from_dict(state["config"], rep, source=str(path)) if state.get("config") else load_config(opts.config, rep)
-    model = build_model(rep, cfg)
+    model = build_checked(rep, cfg, f"checkpoint {path}")
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
@@ -318,7 +329,7 @@ def evaluate(opts: RunOptions, log: Callable[[str], None] = print) -> dict:
     layers = resolve_layers(model, opts.layer or "all")
     report: dict[str, Any] = {"representation_type": opts.representation_type, "checkpoint": str(path),
                               "epoch": epoch, "language": language, "isolated": opts.isolated, "splits": {}}
-    for split in ("validation", "test"):
+    for split in ds.evaluation_splits():
         if not ds.has_word_tokens(split):
             log(f"evaluate: dataset {language!r} has no {split} word tokens; skipped")
             continue
@@ -330,7 +341,7 @@ def evaluate(opts: RunOptions, log: Callable[[str], None] = print) -> dict:
         utterances = None
         if not opts.isolated and utt_path is not None and utt_path.is_file() and utt_path != words_path:
             utterances = load_archive(utt_path)
-        feats, counts = word_features(model, words, utterances, layers, opts.isolated, device)
+        feats, counts = word_features(model, words, utterances, layers, opts.isolated, device, source=words_path)
         rows: dict[str, Any] = {}
         sets = [("input", "-", segments)] + [(opts.representation_type, name, [feats[name][k] for k in keys]) for name in layers]
         for feature, layer, segs in sets:
@@ -340,6 +351,8 @@ def evaluate(opts: RunOptions, log: Callable[[str], None] = print) -> dict:
             rows["input" if feature == "input" else layer] = entry
         report["splits"][split] = {"words": str(words_path), "n_tokens": len(keys), "encoding": counts, "results": rows}
     if not report["splits"]:
+        if not any(p is not None for p in ds.words.values()):
+            ds.word_tokens("validation")  # raises: no word tokens at all (prepared without word alignments?)
         raise UserError(f"dataset {language!r} has no validation or test word tokens to evaluate on")
     out = opts.ckpt_dir / f"evaluation_{language}.json"
     write_json(out, report)
@@ -371,13 +384,18 @@ def extract(opts: RunOptions, log: Callable[[str], None] = print) -> list[Path]:
 
     if opts.save_path is None:
         raise UserError("extract needs --save_path (the folder for the extracted features)")
+    from .crash import remove_stale_temporaries
+
     device = _setup(opts)
     language = opts.extract_language or opts.language
     ds = _load_dataset(opts, language)
     model, path, epoch = load_trained_model(opts, device)
     layers = resolve_layers(model, opts.layer)
+    # what an extract of these files killed mid-write left (others' temporaries in that folder stay)
+    remove_stale_temporaries(opts.save_path, (f".{language}_*_{opts.representation_type}_*.tmp.npz",),
+                             temporaries=False)
     written = []
-    for split in opts.splits:
+    for split in (["all"] if ds.zero_resource else opts.splits):  # a zero-resource dataset's one split
         if not ds.has_word_tokens(split):
             log(f"extract: dataset {language!r} has no {split} word tokens; skipped")
             continue

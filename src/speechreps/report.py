@@ -23,6 +23,7 @@ from .report_figures import plot_pr_curves, plot_token_maps, plot_training_curve
 from .report_tables import corpus_table, layer_table, mean_std, stage_table, training_table, validation_table
 
 SPLITS = ("validation", "test")
+ALL_SPLITS = ("validation", "test", "all")  # "all": a zero-resource dataset's one split
 DISTANCES = ("downsample", "dtw")
 
 
@@ -30,11 +31,13 @@ def _setting(row: dict) -> tuple:
     return (row["features"], row.get("layer") or "", row.get("trained_on") or "", row["evaluated_on"])
 
 
-def samediff_table(rows: Iterable[dict[str, Any]], splits=SPLITS, distances=DISTANCES,
+def samediff_table(rows: Iterable[dict[str, Any]], splits=None, distances=DISTANCES,
                    metrics: tuple[str, ...] = ("ap", "ap_cross_speaker")) -> str:
     """A markdown table: one line per (features, layer, trained on, evaluated on), columns per
-    split x distance x metric (default: AP over all positives and over cross-speaker positives)."""
+    split x distance x metric (default: AP over all positives and over cross-speaker positives);
+    splits: those the rows have."""
     rows = list(rows)
+    splits = splits or [s for s in ALL_SPLITS if any(r["split"] == s for r in rows)] or SPLITS
     cells: dict[tuple, dict[tuple, list[float]]] = defaultdict(lambda: defaultdict(list))
     order: list[tuple] = []
     for r in rows:
@@ -47,7 +50,7 @@ def samediff_table(rows: Iterable[dict[str, Any]], splits=SPLITS, distances=DIST
     head = ["features", "layer", "trained on", "evaluated on"]
     cols = [(s, d, w) for s in splits for d in distances for w in metrics]
     short = {"downsample": "down", "dtw": "DTW", "ap": "AP", "ap_cross_speaker": "xspk AP", "prb": "PRB",
-             "validation": "val", "test": "test"}
+             "validation": "val", "test": "test", "all": "all"}
     head += [f"{short[s]} {short[d]} {short[w]}" for s, d, w in cols]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for key in order:

@@ -75,10 +75,15 @@ def layer_table(rows: list[dict]) -> list[str]:
         cells[key][col + ":prb"].append(r["prb"])
     if not cells:
         return []
-    cols = ["validation:dtw", "validation:dtw:x", "validation:dtw:prb", "validation:downsample",
-            "validation:downsample:prb", "test:downsample", "test:downsample:x", "test:downsample:prb"]
-    head = ["model", "trained and evaluated on", "layer", "dim", "val DTW AP (subset)", "val DTW xspk AP (subset)",
-            "val DTW PRB (subset)", "val down AP", "val down PRB", "test down AP", "test down xspk AP", "test down PRB"]
+    splits = [sp for sp in ("validation", "test", "all") if any(r["split"] == sp for r in rows)]
+    short = {"validation": "val", "test": "test", "all": "all"}
+    cols, head = [], ["model", "trained and evaluated on", "layer", "dim"]
+    for sp in splits:
+        if any(r["split"] == sp and r["distance"] == "dtw" for r in rows):  # the validated split's subset
+            cols += [f"{sp}:dtw", f"{sp}:dtw:x", f"{sp}:dtw:prb"]
+            head += [f"{short[sp]} DTW AP (subset)", f"{short[sp]} DTW xspk AP (subset)", f"{short[sp]} DTW PRB (subset)"]
+        cols += [f"{sp}:downsample", f"{sp}:downsample:x", f"{sp}:downsample:prb"]
+        head += [f"{short[sp]} down AP", f"{short[sp]} down xspk AP", f"{short[sp]} down PRB"]
     lines = [[*key, dims[key], *(mean_std(cells[key].get(c, [])) for c in cols)] for key in cells]
     return _table(head, lines)
 

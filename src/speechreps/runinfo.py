@@ -57,7 +57,7 @@ def corpus_stats(data_paths: Path, name: str) -> dict[str, dict[str, Any]]:
 
     ds = load_dataset(data_paths, name)
     stats: dict[str, dict[str, Any]] = {}
-    for split in ("train", "validation", "test"):
+    for split in ("train", "validation", "test", "all"):  # "all": a zero-resource dataset's one split
         entry: dict[str, Any] = {}
         path = ds.data.get(split)
         if path is not None and path.is_file():

@@ -51,7 +51,7 @@ class AWEConfig(TrainingConfig):
       of the training segments (kept in the model). MFCCs are already normalised per speaker;
       learned features are not, and some have a small or uneven scale.
     - ``downsample_n`` / ``downsample_method``: the downsampling baseline (``fourier`` as in
-      SPEC.md, or ``interpolate``, linear).
+      docs/METRICS.md, or ``interpolate``, linear).
     """
 
     learning_rate: float = 0.001

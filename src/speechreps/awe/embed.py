@@ -7,7 +7,7 @@ archive (``[frames, dims]``), so every archive tool reads it, ``speechreps samed
 (with one frame the downsampled distance is the cosine distance of the embeddings).
 
 **Embeddings.** :func:`downsample_embeddings`: each token resampled to ``n`` frames along time
-(Fourier, ``scipy.signal.resample``, as SPEC.md, or linear interpolation) and flattened
+(Fourier, ``scipy.signal.resample``, as docs/METRICS.md, or linear interpolation) and flattened
 (``n * D`` numbers), no training. :func:`model_embeddings`: a trained CAE-RNN's embeddings.
 
 **Evaluation** (:func:`evaluate_embeddings`): same-different AP and PRB over all pairs of tokens

@@ -103,7 +103,7 @@ def train_awe(cfg: AWEConfig, ds, inputs: InputFeatures, ckpt_dir: str | Path, p
     if load_from_epoch is not None:
         ckpt.find_checkpoint(ckpt_dir, epoch=load_from_epoch)  # fail early when it is missing
     t0 = time.perf_counter()
-    warnings = WarningCounter(what="training pair")
+    warnings = WarningCounter(what="training pair", strict_hint=None)
     tp = training_pairs(ds, inputs, pairs_file, cfg.max_pairs, cfg.max_pairs_per_word, cfg.seed, warnings)
     warnings.report()
     cfg = dataclasses.replace(cfg, input_dim=tp.dim)

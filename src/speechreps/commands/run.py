@@ -28,6 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="use your own dataset NAME from --data-paths instead of the built-in corpus (repeatable; "
                         "the first is the training language of the cross-lingual rows)")
     p.add_argument("--data-paths", type=Path, default=None, help="data_paths.json for --dataset")
+    p.add_argument("--corpus", action="append", type=Path, default=None, metavar="PATH",
+                   help="your own audio corpus (the layout speechreps prepare reads): prepare it into --data-dir and "
+                        "run every stage on it instead of the built-in corpus (repeatable)")
+    p.add_argument("--zero-resource", action="store_true",
+                   help="with --corpus: train and evaluate on all of its audio and word tokens (one split 'all'; "
+                        "no validation, so the last checkpoint is used)")
     p.add_argument("--only", type=_csv, default=None, metavar="TYPES", help="e.g. apc,cpc (default: all five)")
     p.add_argument("--seeds", type=int, default=1, help="train each model with this many seeds (mean ± std)")
     p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
@@ -53,9 +59,14 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs is not None and args.jobs < 1:
         raise UserError(f"--jobs must be >= 1, got {args.jobs}")
     force: set[str] | bool = False if args.force is None else (set(args.force) if args.force else True)
+    if args.corpus and args.dataset:
+        raise UserError("--corpus and --dataset: give one or the other")
+    if args.zero_resource and not args.corpus:
+        raise UserError("--zero-resource goes with --corpus (prepare a zero-resource dataset with speechreps prepare)")
     opts = MainJobOptions(
         run_dir=args.out, data_dir=args.data_dir, config=args.config, languages=tuple(args.languages),
-        datasets=args.dataset, data_paths=args.data_paths, only=args.only, seeds=args.seeds, base_seed=args.seed,
+        datasets=args.dataset, data_paths=args.data_paths, corpora=args.corpus, zero_resource=args.zero_resource,
+        only=args.only, seeds=args.seeds, base_seed=args.seed,
         corpus_minutes=args.corpus_minutes, corpus_speakers=args.corpus_speakers, force=force,
         jobs=args.jobs, device=args.device, cross_lingual=not args.no_cross_lingual, awe=args.awe,
         progress=not args.no_progress,

@@ -96,6 +96,11 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"archive {args.archive}: {exc}") from None
     else:
         rule = speaker_rule(args.speaker_rule)
+    from ..checks import looks_like_utterances
+
+    if looks_like_utterances(arrays, rule):
+        raise UserError(f"archive {args.archive} holds utterances (keys <utt>_<start>-<end>), not word tokens "
+                        f"(keys <label>_<utt>_<start>-<end>): give a word-token archive such as <name>/<split>_words.npz")
     try:
         segments, labels, speakers, _ = word_tokens(arrays, rule, args.min_frames, args.min_chars)
     except UserError as exc:

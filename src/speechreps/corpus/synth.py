@@ -453,7 +453,10 @@ def _run_jobs(params: CorpusParams, speakers: list[Speaker], audio_dir: Path, jo
     if ctx.get_start_method() == "forkserver":
         # Import the heavy modules once in the server, not in every per-speaker child.
         ctx.set_forkserver_preload(["speechreps.corpus.synth", "scipy.signal", "soundfile", "soxr"])
-    with ctx.Pool(jobs, maxtasksperchild=1) as pool:
+    from ..crash import watch_parent
+
+    # every worker watches this process (not its own parent, which may be the fork server)
+    with ctx.Pool(jobs, initializer=watch_parent, initargs=(os.getpid(),), maxtasksperchild=1) as pool:
         with tqdm(total=len(work), unit="speaker", desc=f"synth {params.language}",
                   disable=None if progress else True) as bar:
             for job, utts in zip(work, pool.imap(_speaker_job, work)):

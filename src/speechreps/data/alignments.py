@@ -9,6 +9,7 @@ Term pairs (the output of unsupervised term discovery, in frames):
 
 from __future__ import annotations
 
+import math
 import os
 import random
 from collections import defaultdict
@@ -73,7 +74,9 @@ def read_wrd(path: str | os.PathLike, warnings: WarningCounter | None = None) ->
             except ValueError:
                 problem = f"start/end {start_s!r} {end_s!r} are not numbers"
             else:
-                if start < 0:
+                if not (math.isfinite(start) and math.isfinite(end)):
+                    problem = f"start/end {start_s!r} {end_s!r} are not finite numbers"
+                elif start < 0:
                     problem = f"start {start} is negative"
                 elif end <= start:
                     problem = f"end {end} is not after start {start}"
@@ -84,6 +87,24 @@ def read_wrd(path: str | os.PathLike, warnings: WarningCounter | None = None) ->
             warnings.add(message)
             continue
         out.append(WordAlignment(utt, start, end, word))
+    return out
+
+
+def unique_words(words: list[WordAlignment], warnings: WarningCounter | None = None) -> list[WordAlignment]:
+    """``words`` without repeats of one token (same utterance, times and word), first kept, order kept.
+
+    A repeated line would pair the token with itself as a "same word" pair; each repeat is counted in
+    ``warnings`` (an error under ``strict``).
+    """
+    seen: set[WordAlignment] = set()
+    out = []
+    for w in words:
+        if w in seen:
+            if warnings is not None:
+                warnings.add(f"word {w.word!r} of {w.utt!r} at {w.start:g}-{w.end:g} s is listed more than once")
+            continue
+        seen.add(w)
+        out.append(w)
     return out
 
 
@@ -129,12 +150,16 @@ def write_term_pairs(path: str | os.PathLike, pairs: list[TermPair]) -> None:
 
 
 def read_speaker_list(path: str | os.PathLike) -> list[str]:
-    """One speaker id per line; blank lines ignored."""
+    """One speaker id per line (its first field); blank lines and ``#`` comments ignored.
+
+    The first field only, because the recipe's ``buckeye_speakers.list`` adds gender and age columns.
+    """
     path = Path(path)
     try:
-        return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
-    except OSError as exc:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"speaker list {path} cannot be read: {exc}") from None
+    return [ln.split()[0] for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
 
 
 def same_label_pairs(labels: Sequence[str], max_per_label: int, seed: int) -> list[tuple[int, int]]:

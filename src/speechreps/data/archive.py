@@ -160,6 +160,13 @@ class Archive(Mapping[str, np.ndarray]):
         if not self.path.is_file():
             raise UserError(f"archive {self.path} does not exist")
         try:
+            with open(self.path, "rb") as fh:
+                magic = fh.read(6)
+        except OSError as exc:
+            raise UserError(f"archive {self.path} cannot be read: {exc.strerror}") from None
+        if not (magic.startswith(b"PK") or magic == b"\x93NUMPY"):  # else NumPy calls it "pickled data"
+            raise UserError(f"archive {self.path} is not an .npz file (it does not start like a zip archive)")
+        try:
             self._npz = np.load(self.path, allow_pickle=False)
         except (OSError, ValueError, zipfile.BadZipFile) as exc:
             raise UserError(f"archive {self.path} is not a readable .npz file: {exc}") from None

@@ -1,12 +1,24 @@
-"""Audio -> frame features, as ``recipe_bucktsong_awe_py3`` computes them.
+"""Audio -> frame features, computed with the calls of ``recipe_bucktsong_awe_py3``'s ``features.py``.
 
-MFCC: pre-emphasis 0.97, 25 ms Hamming window, 10 ms hop, 512-point FFT, 24 mel bands from 64 Hz to
-8 kHz, log power, DCT-II (orthonormal) keeping 13 coefficients, then deltas and delta-deltas (HTK
-regression over +-2 frames) for 39 dimensions. Log-mel filterbanks (``fbank``) are the same front
-end without the DCT. Frames are "snip-edges" style: frame ``t`` covers samples
-``[t * hop, t * hop + win)``, so a word at ``[s, e)`` seconds is frames ``round(100 s)`` to
-``round(100 e)``. Per-speaker mean and variance normalisation is applied afterwards over all of a
-speaker's frames (:func:`speaker_cmvn`).
+MFCC (the recipe's, call for call)::
+
+    y = np.append(y[0], y[1:] - 0.97 * y[:-1])                         # pre-emphasis
+    mfcc = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=13, n_mels=24, n_fft=floor(0.025 sr),
+                                hop_length=floor(0.01 sr), fmin=64, fmax=8000)
+    feats = [mfcc, librosa.feature.delta(mfcc), librosa.feature.delta(mfcc, order=2)]
+
+over the whole file, librosa's defaults otherwise: a Hann window of ``n_fft`` = 400 samples (no
+zero-padding to 512), centred frames (frame ``t`` is centred on sample ``160 t``, the signal padded by
+``n_fft / 2`` either side, so a file of ``n`` samples has ``1 + n // 160`` frames), a Slaney-style mel
+filterbank, power in dB (``10 log10``, floored 80 dB below the file's loudest bin), DCT-II
+(orthonormal); deltas by a Savitzky-Golay filter over 9 frames. A word at ``[t0, t1]`` seconds is
+frames ``round(100 t0)`` to ``round(100 t1)`` (end kept: see :mod:`speechreps.data.prepare`).
+Log-mel filterbanks (``fbank``) are the recipe's ``extract_fbank_dir``: ``log(melspectrogram(...))``
+with the same frames (floored at 1e-10 so that digital silence gives no -inf), plus deltas.
+Per-speaker mean and variance normalisation is applied afterwards over the speaker's kept frames
+(:func:`speaker_cmvn`).
+
+Audio is first resampled to 16 kHz (:func:`load_audio`), so that every corpus gets the same frames.
 """
 
 from __future__ import annotations
@@ -28,9 +40,8 @@ class FeatureConfig:
     kind: str = "mfcc"  # "mfcc" or "fbank"
     n_mfcc: int = 13
     n_mels: int = 24
-    win_ms: float = 25.0
+    win_ms: float = 25.0  # n_fft = floor(win_ms * sr / 1000): 400 samples, as the recipe
     hop_ms: float = 10.0
-    n_fft: int = 512
     fmin: float = 64.0
     fmax: float = 8000.0
     preemphasis: float = 0.97
@@ -51,6 +62,10 @@ class FeatureConfig:
         return asdict(self)
 
 
+#: a signal whose peak stays below this (-80 dBFS, about three 16-bit steps) is silence
+SILENCE_PEAK = 1e-4
+
+
 def load_audio(path: str | Path) -> np.ndarray:
     """Read a wav/flac file as mono float32 at 16 kHz (any input rate is resampled).
 
@@ -65,7 +80,14 @@ def load_audio(path: str | Path) -> np.ndarray:
         raise UserError(f"audio file {path} cannot be read: {exc}") from None
     if audio.shape[0] == 0:
         raise UserError(f"audio file {path} is empty")
+    peaks = np.abs(audio).max(axis=0)
     audio = audio.mean(axis=1)
+    mixed_peak = float(np.abs(audio).max())
+    if mixed_peak < SILENCE_PEAK or mixed_peak < 1e-3 * peaks.max():  # constant features: no word to find
+        if peaks.max() >= SILENCE_PEAK:
+            raise UserError(f"audio file {path}: its {len(peaks)} channels cancel out when mixed to mono "
+                            f"(opposite phase); keep one channel")
+        raise UserError(f"audio file {path} is silent (peak {peaks.max():.1e}); remove it or its alignments")
     if sr != SAMPLE_RATE:
         import librosa
 
@@ -73,61 +95,40 @@ def load_audio(path: str | Path) -> np.ndarray:
     return audio
 
 
+def frame_sizes(cfg: "FeatureConfig") -> tuple[int, int]:
+    """``(n_fft, hop_length)`` in samples: ``floor(0.025 sr)`` and ``floor(0.01 sr)`` by default."""
+    return int(np.floor(cfg.win_ms / 1000 * SAMPLE_RATE)), int(np.floor(cfg.hop_ms / 1000 * SAMPLE_RATE))
+
+
 def n_frames(n_samples: int, cfg: FeatureConfig = FeatureConfig()) -> int:
-    """Number of snip-edges frames of a signal (0 if shorter than one window)."""
-    win = int(round(cfg.win_ms * SAMPLE_RATE / 1000))
-    hop = int(round(cfg.hop_ms * SAMPLE_RATE / 1000))
-    return 0 if n_samples < win else 1 + (n_samples - win) // hop
+    """Number of centred frames of a signal (0 if shorter than one window, which is refused)."""
+    win, hop = frame_sizes(cfg)
+    return 0 if n_samples < win else 1 + n_samples // hop
 
 
-def _mel_filterbank(cfg: FeatureConfig) -> np.ndarray:
-    import librosa
-
-    return librosa.filters.mel(
-        sr=SAMPLE_RATE, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax, htk=True, norm=None
-    ).astype(np.float32)
-
-
-_MEL_CACHE: dict[FeatureConfig, np.ndarray] = {}
+def preemphasis(signal: np.ndarray, coeff: float = 0.97) -> np.ndarray:
+    """``y[0], y[1:] - coeff * y[:-1]`` (keeps the input's float32)."""
+    return np.append(signal[0], signal[1:] - coeff * signal[:-1])
 
 
 def compute_features(audio: np.ndarray, cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:
-    """16 kHz mono audio -> float32 ``[frames, cfg.dim]`` (no normalisation yet)."""
-    import scipy.fft
+    """16 kHz mono audio of a whole file -> float32 ``[frames, cfg.dim]`` (no normalisation yet)."""
+    import librosa
 
-    win = int(round(cfg.win_ms * SAMPLE_RATE / 1000))
-    hop = int(round(cfg.hop_ms * SAMPLE_RATE / 1000))
-    t = n_frames(len(audio), cfg)
-    if t == 0:
+    win, hop = frame_sizes(cfg)
+    if n_frames(len(audio), cfg) == 0:
         return np.zeros((0, cfg.dim), np.float32)
-    x = np.append(audio[:1], audio[1:] - cfg.preemphasis * audio[:-1]).astype(np.float32)
-    frames = np.lib.stride_tricks.sliding_window_view(x, win)[::hop][:t]  # (T, win)
-    frames = frames * np.hamming(win).astype(np.float32)
-    power = np.abs(np.fft.rfft(frames, n=cfg.n_fft, axis=1)) ** 2  # (T, n_fft/2+1)
-    if cfg not in _MEL_CACHE:
-        _MEL_CACHE[cfg] = _mel_filterbank(cfg)
-    mel = power @ _MEL_CACHE[cfg].T  # (T, n_mels)
-    feats = np.log(np.maximum(mel, 1e-10))
+    y = preemphasis(np.asarray(audio, dtype=np.float32), cfg.preemphasis)
+    common = dict(y=y, sr=SAMPLE_RATE, n_mels=cfg.n_mels, n_fft=win, hop_length=hop, fmin=cfg.fmin, fmax=cfg.fmax)
     if cfg.kind == "mfcc":
-        feats = scipy.fft.dct(feats, type=2, norm="ortho", axis=1)[:, : cfg.n_mfcc]
-    feats = feats.astype(np.float32)
+        feats = librosa.feature.mfcc(n_mfcc=cfg.n_mfcc, **common)  # (n_mfcc, T)
+    else:
+        feats = np.log(np.maximum(librosa.feature.melspectrogram(**common), 1e-10))  # (n_mels, T)
+    parts = [feats]
     if cfg.deltas:
-        d1 = deltas(feats)
-        feats = np.concatenate([feats, d1, deltas(d1)], axis=1)
-    return feats.astype(np.float32)
-
-
-def deltas(feats: np.ndarray, window: int = 2) -> np.ndarray:
-    """HTK regression deltas over +-``window`` frames, edges replicated; delta-deltas are deltas of deltas.
-
-    d_t = sum_n n (c_{t+n} - c_{t-n}) / (2 sum_n n^2), n = 1..window.
-    """
-    t = len(feats)
-    padded = np.pad(feats, ((window, window), (0, 0)), mode="edge")
-    out = np.zeros_like(feats)
-    for n in range(1, window + 1):
-        out += n * (padded[window + n : window + n + t] - padded[window - n : window - n + t])
-    return out / (2 * sum(n * n for n in range(1, window + 1)))
+        mode = "interp" if feats.shape[1] >= 9 else "nearest"  # interp needs the 9-frame window inside the file
+        parts += [librosa.feature.delta(feats, mode=mode), librosa.feature.delta(feats, order=2, mode=mode)]
+    return np.hstack([p.T for p in parts]).astype(np.float32)  # (T, dim)
 
 
 def speaker_cmvn(features: dict[str, np.ndarray], speaker_of: dict[str, str]) -> dict[str, np.ndarray]:

@@ -187,4 +187,7 @@ def open_features(archive: str | os.PathLike) -> Mapping[str, np.ndarray]:
         return load_archive(archive)
     if len(mapped) == 0:
         raise UserError(f"archive {archive} holds no arrays")
+    dims = sorted({shape[1] for _, shape in mapped._members.values()})
+    if len(dims) > 1:
+        raise UserError(f"archive {archive} mixes feature dimensions {dims}")
     return mapped

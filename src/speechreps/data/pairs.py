@@ -2,7 +2,7 @@
 
 Where pairs come from, in order of preference (:func:`load_segment_pairs` / the pipeline):
 
-1. a term-pair file given explicitly (``--pairs FILE``: discovered terms, SPEC.md's format, frames
+1. a term-pair file given explicitly (``--pairs FILE``: discovered terms, the recipe's format in docs/FORMATS.md, frames
    into the training utterances);
 2. the original tool's aligned files when ``data_paths.json`` names them: ``<lang>_aligned_train_data``
    (``<key>.X`` / ``<key>.Y``, CAPC) and ``<lang>_word_1_train_data`` / ``<lang>_word_2_train_data``
@@ -146,15 +146,20 @@ class SegmentLookup:
     """
 
     def __init__(self, arrays: Mapping[str, np.ndarray]):
+        from .speakers import canonical_utt
+
         self.arrays = arrays
+        self.canonical = canonical_utt
         self.spans: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
         for key in arrays:
             k = parse_utterance_key(key)
             self.spans[k.utt].append((k.start, k.end, key))
+            if canonical_utt(k.utt) != k.utt:  # NCHLT ids in any spelling find each other (speakers.py)
+                self.spans[canonical_utt(k.utt)].append((k.start, k.end, key))
 
     def find(self, utt: str, start: int, end: int) -> tuple[str, int] | None:
         """The archive key holding the span and the span's offset into its array, or ``None``."""
-        for s, e, key in self.spans.get(utt, ()):
+        for s, e, key in self.spans.get(utt) or self.spans.get(self.canonical(utt), ()):
             if s <= start and end <= e:
                 return key, start - s
         return None
@@ -188,7 +193,12 @@ def segments_from_term_pairs(
             continue
         out.append((a, b))
     if not out:
-        raise UserError(f"none of the {len(pairs)} term pairs lies inside the training utterances")
+        example = next(iter(lookup.spans), "none")
+        known = pairs[0].utt1 in lookup.spans or lookup.canonical(pairs[0].utt1) in lookup.spans if pairs else False
+        why = "its frames lie outside that utterance's segments" if known else "no training utterance has that id"
+        raise UserError(f"none of the {len(pairs)} term pairs lies inside the training utterances (first pair: "
+                        f"{pairs[0].utt1!r}: {why}; training utterance ids look like {example!r})" if pairs else
+                        "the term-pair file holds no pairs")
     return out
 
 

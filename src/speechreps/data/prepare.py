@@ -1,26 +1,32 @@
 """Audio corpus -> feature archives + ``data_paths.json`` (``speechreps prepare``).
 
-Input layout (SPEC.md): ``<corpus>/audio/<utt_id>.wav|flac`` (or the audio directly in ``<corpus>``),
-one or more ``.wrd`` alignment files, and optional speaker lists ``<corpus>/speakers/{train,
-validation,test}.txt``. Output for dataset ``name`` under ``out``::
+Input: see :mod:`speechreps.data.corpus` (audio in ``audio/``, ``wav/``, ``flac/`` or the root; ``.wrd``,
+CTM or TextGrid alignments, optional; ``speakers.list`` and ``speakers/*.txt``). Output for dataset
+``name`` under ``out``::
 
     out/data_paths.json                    registers name_{split}_data / _words, name_train_pairs, ...
-    out/<name>/{split}_utterances.npz      utterance archives, keys <utt>_<start>-<end>
+    out/<name>/{split}_utterances.npz      utterance (or segment) archives, keys <utt>_<start>-<end>
     out/<name>/{split}_words.npz           same-different sets, keys <word>_<utt>_<start>-<end>
     out/<name>/train_pairs.txt             ground-truth term pairs (same word, different tokens)
     out/<name>/prepare.json                what was done, with counts; written last
 
-Word-token frames index into the (normalised) utterance arrays, so a word archive is exactly the
-slices of the utterance archive that its keys name.
+Splits are ``train``/``validation``/``test`` by speaker, or with ``zero_resource`` the one split
+``all`` (every utterance and every word token: the zero-resource protocol, unsupervised training and
+evaluation on the same audio; no ground-truth pairs are written, since those are labels).
 
-Memory stays bounded whatever the corpus size (features stream utterance by utterance, in two passes):
-pass 1 computes each file's features in a pool of ``jobs`` processes, each of which writes its raw
-features to a temporary folder beside the output and returns only its frame count and per-dimension
-mean and sum of squared deviations; the parent merges those into per-speaker statistics (Chan et al.'s
-pairwise update, float64). Pass 2 normalises one utterance at a time while writing the archives member
-by member (:class:`NpzWriter`, atomic). The archives hold the same keys in the same order as the
-all-in-memory :func:`~speechreps.data.features.speaker_cmvn` would give, with values equal to within
-float32 rounding (the per-speaker mean and standard deviation are summed in another order).
+Keys as the recipe writes them (``utils.write_samediff_words``): a word at ``[t0, t1]`` seconds is
+``start = round(100 t0)``, ``end = round(100 t1) + 1``, holding frames ``[start, end)`` of its file, so
+it keeps its last frame; it enters a same-different set when ``round(100 t1) - start >= min_frames``
+and it has ``min_chars`` characters. Utterance keys are ``<utt>_<start>-<end>`` in frames of the file
+(``000000-<n>`` for a whole file); word frames index the same file frames.
+
+Memory stays bounded whatever the corpus size (two passes): pass 1 computes each file's features in a
+pool of ``jobs`` processes, each of which writes its raw features to a temporary folder beside the
+output and returns its frame count and the per-dimension mean and sum of squared deviations over the
+file's kept segments; the parent merges those into per-speaker statistics (Chan et al.'s pairwise
+update, float64). Pass 2 normalises one segment at a time while writing the archives member by member
+(:class:`NpzWriter`, atomic), equal to within float32 rounding to the all-in-memory
+:func:`~speechreps.data.features.speaker_cmvn` of the kept segments.
 """
 
 from __future__ import annotations
@@ -29,8 +35,10 @@ import hashlib
 import json
 import os
 import re
-import tempfile
+import shutil
+import time
 import zipfile
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,14 +46,20 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from ..crash import die_with_parent, kill_point
 from ..errors import UserError, WarningCounter
-from ..fileio import atomic_path, write_json
-from .alignments import TermPair, WordAlignment, read_speaker_list, read_wrd, same_label_pairs
+from ..fileio import atomic_path, os_user_error
+from . import publish
+from .alignment_formats import read_alignments
+from .alignments import TermPair, WordAlignment, same_label_pairs, unique_words
 from .archive import format_key, speaker_rule
+from .corpus import AudioCorpus, find_corpus  # noqa: F401  (find_corpus: part of this module's interface)
 from .features import SAMPLE_RATE, FeatureConfig, compute_features, load_audio
 from .registry import SPLITS, register_dataset
+from .segments import SEGMENT_MODES, energy_segments, segments_from_words
+from .speakers import canonical_utt, check_speakers, choose_rule, listed_speaker, match_listed
 
-AUDIO_SUFFIXES = (".wav", ".flac")
+ALL_SPLIT = "all"
 
 
 @dataclass
@@ -58,61 +72,28 @@ class PrepareOptions:
     pair_min_frames: int = 50  # ground-truth training pairs: same filter by default
     pair_min_chars: int = 5
     max_pairs_per_word: int = 100  # cap per word type, so frequent words do not dominate
-    speaker_rule: str = "buckeye"
+    speaker_rule: str = "auto"  # auto: from the ids' style (speakers.choose_rule); buckeye, nchlt, a regex
+    zero_resource: bool = False  # one split "all": every utterance and word token
+    segment: str = "auto"  # auto | none | alignments | energy (see segments.py)
+    max_utterance_seconds: float = 60.0  # auto: cut only when a file is longer than this
+    tier: str | None = None  # TextGrid word tier (default: the one named "words")
     seed: int = 0
 
     def __post_init__(self):
         for name in ("min_frames", "min_chars", "pair_min_frames", "pair_min_chars", "max_pairs_per_word"):
             if getattr(self, name) < 0:
                 raise UserError(f"option --{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
-        speaker_rule(self.speaker_rule)  # validate early
+        if self.segment not in SEGMENT_MODES:
+            raise UserError(f"--segment must be one of {', '.join(SEGMENT_MODES)}, got {self.segment!r}")
+        if not self.max_utterance_seconds > 0:
+            raise UserError(f"--max-utterance-seconds must be > 0, got {self.max_utterance_seconds}")
+        if self.speaker_rule != "auto":
+            speaker_rule(self.speaker_rule)  # validate early
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["features"] = self.features.to_dict()
         return d
-
-
-@dataclass
-class AudioCorpus:
-    """What was found in a corpus folder."""
-
-    root: Path
-    audio: dict[str, Path]  # utt id -> file
-    alignment_files: list[Path]
-    split_speakers: dict[str, list[str]] | None  # None when the corpus has no speaker lists
-
-
-def find_corpus(root: str | os.PathLike, alignments: list[str | os.PathLike] | None = None) -> AudioCorpus:
-    """Locate the audio files, ``.wrd`` files and speaker lists of a corpus folder."""
-    root = Path(root)
-    if not root.is_dir():
-        raise UserError(f"corpus folder {root} does not exist")
-    audio_dir = root / "audio" if (root / "audio").is_dir() else root
-    audio: dict[str, Path] = {}
-    for path in sorted(audio_dir.iterdir()):
-        if path.suffix.lower() in AUDIO_SUFFIXES and path.is_file():
-            if path.stem in audio:
-                raise UserError(f"utterance {path.stem!r} has two audio files: {audio[path.stem]} and {path}")
-            audio[path.stem] = path
-    if not audio:
-        raise UserError(f"corpus {root}: no .wav or .flac files in {audio_dir}")
-    if alignments:
-        wrd_files = [Path(a) for a in alignments]
-        for p in wrd_files:
-            if not p.is_file():
-                raise UserError(f"alignment file {p} does not exist")
-    else:
-        wrd_files = sorted(root.glob("*.wrd"))
-        if not wrd_files:
-            raise UserError(f"corpus {root}: no .wrd alignment file (give one with --alignments)")
-    spk_dir = root / "speakers"
-    split_speakers = None
-    if spk_dir.is_dir():
-        split_speakers = {s: read_speaker_list(spk_dir / f"{s}.txt") for s in SPLITS if (spk_dir / f"{s}.txt").is_file()}
-        if not split_speakers:
-            split_speakers = None
-    return AudioCorpus(root, audio, wrd_files, split_speakers)
 
 
 def default_split(speakers: list[str]) -> dict[str, list[str]]:
@@ -144,16 +125,18 @@ def _map_files(fn, tasks: list, jobs: int | None, progress: bool) -> list:
 
     jobs = jobs or os.cpu_count() or 1
     results = []
-    with tqdm(total=len(tasks), desc="features", unit="utt", disable=not progress, leave=False) as bar:
+    with tqdm(total=len(tasks), desc="features", unit="utt", disable=None if progress else True,
+              leave=False) as bar:  # None: only on a terminal
         if jobs == 1 or len(tasks) < 8:
             for t in tasks:
                 results.append(fn(t))
                 bar.update()
         else:
-            with ProcessPoolExecutor(max_workers=jobs) as pool:
+            with ProcessPoolExecutor(max_workers=jobs, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
                 for r in pool.map(fn, tasks, chunksize=8):
                     results.append(r)
                     bar.update()
+                    kill_point("prepare-pool-running")
     return results
 
 
@@ -168,14 +151,31 @@ def compute_corpus_features(
     return feats, samples
 
 
-def _raw_to_disk(args: tuple[Path, FeatureConfig, Path]) -> tuple[int, int, np.ndarray, np.ndarray]:
-    """Pass 1 for one file: raw features to ``out`` (.npy); returns frames, samples, mean and M2 (float64)."""
-    path, cfg, out = args
-    feats, n_samples = _features_of((path, cfg))
-    np.save(out, feats)
-    x = feats.astype(np.float64)
+def _raw_to_disk(args) -> tuple[int, int, list[tuple[int, int]], np.ndarray, np.ndarray]:
+    """Pass 1 for one file: raw features to ``out`` (.npy); returns frames, samples, the kept segments, and
+    the mean and M2 (float64) over those segments.
+
+    ``spans``: frame spans to keep, ``None`` for the whole file, or ``"energy"`` (found here, from the audio).
+    """
+    path, cfg, out, spans = args
+    audio = load_audio(path)
+    feats = compute_features(audio, cfg)
+    if len(feats) == 0:
+        raise UserError(f"audio file {path} is shorter than one {cfg.win_ms:g} ms frame")
+    try:
+        np.save(out, feats)
+    except OSError as exc:  # a full disk while the features of the corpus are spooled: one line
+        raise (os_user_error(exc, out) or exc) from None
+    if spans is None:
+        spans = [(0, len(feats))]
+    elif spans == "energy":
+        spans = energy_segments(audio)
+    spans = [(s, min(e, len(feats))) for s, e in spans if min(e, len(feats)) > s]
+    if not spans:
+        return len(feats), len(audio), [], np.zeros(feats.shape[1]), np.zeros(feats.shape[1])
+    x = np.concatenate([feats[s:e] for s, e in spans]).astype(np.float64)
     mean = x.mean(axis=0)
-    return len(feats), n_samples, mean, ((x - mean) ** 2).sum(axis=0)
+    return len(feats), len(audio), spans, mean, ((x - mean) ** 2).sum(axis=0)
 
 
 def _merge(a: tuple[int, np.ndarray, np.ndarray], b: tuple[int, np.ndarray, np.ndarray]):
@@ -188,11 +188,12 @@ def _merge(a: tuple[int, np.ndarray, np.ndarray], b: tuple[int, np.ndarray, np.n
 
 
 def raw_features_to_disk(files: dict[str, Path], cfg: FeatureConfig, out_dir: Path, jobs: int | None = None,
-                         progress: bool = True) -> dict[str, tuple[Path, int, int, np.ndarray, np.ndarray]]:
-    """Pass 1: ``utt -> (raw .npy path, frames, samples, mean, M2)``, in parallel over files; bounded memory."""
+                         progress: bool = True, spans: dict | None = None) -> dict[str, tuple]:
+    """Pass 1: ``utt -> (raw .npy path, frames, samples, segments, mean, M2)``, in parallel; bounded memory."""
     keys = list(files)
     paths = {k: out_dir / f"{i:08d}.npy" for i, k in enumerate(keys)}
-    results = _map_files(_raw_to_disk, [(files[k], cfg, paths[k]) for k in keys], jobs, progress)
+    spans = spans or {}
+    results = _map_files(_raw_to_disk, [(files[k], cfg, paths[k], spans.get(k)) for k in keys], jobs, progress)
     return {k: (paths[k], *r) for k, r in zip(keys, results)}
 
 
@@ -226,8 +227,8 @@ def _fingerprint(corpus: AudioCorpus, options: PrepareOptions) -> str:
         h.update(f"{utt}:{st.st_size}:{int(st.st_mtime)}".encode())
     for p in corpus.alignment_files:
         h.update(p.read_bytes())
-    if corpus.split_speakers:
-        h.update(json.dumps(corpus.split_speakers, sort_keys=True).encode())
+    if corpus.split_speakers or corpus.corpus_speakers:
+        h.update(json.dumps([corpus.split_speakers, corpus.corpus_speakers], sort_keys=True).encode())
     return h.hexdigest()
 
 
@@ -251,6 +252,68 @@ def ground_truth_pairs(
     return pairs
 
 
+def _read_words(corpus: AudioCorpus, options: PrepareOptions, problems: WarningCounter) -> list[WordAlignment]:
+    """All alignment files' words, utterance ids mapped to the audio's spelling (NCHLT ids in any spelling)."""
+    words: list[WordAlignment] = []
+    for path in corpus.alignment_files:
+        words.extend(read_alignments(path, warnings=problems, tier=options.tier))
+    by_canonical = {canonical_utt(u): u for u in corpus.audio}
+    out = []
+    for w in words:
+        utt = w.utt if w.utt in corpus.audio else by_canonical.get(canonical_utt(w.utt))
+        out.append(w if utt in (None, w.utt) else WordAlignment(utt, w.start, w.end, w.word))
+    return out
+
+
+def _splits(corpus: AudioCorpus, speaker_of: dict[str, str], options: PrepareOptions) -> tuple[dict[str, str], list[str]]:
+    """``speaker -> split`` and the speakers left out (not in speakers.list, or in no split list)."""
+    speakers = set(speaker_of.values())
+    source = str(corpus.root)
+    if corpus.corpus_speakers is not None:
+        speakers &= set(match_listed({"speakers.list": corpus.corpus_speakers}, speakers, source)["speakers.list"])
+    if options.zero_resource:
+        splits = {ALL_SPLIT: sorted(speakers)}
+    elif corpus.split_speakers:
+        splits = match_listed(corpus.split_speakers, set(speaker_of.values()), source)
+    else:
+        splits = default_split(sorted(speakers))
+    split_of: dict[str, str] = {}
+    for split, spks in splits.items():
+        for s in spks:
+            if s in split_of:
+                raise UserError(f"speaker {s!r} is listed in both {split_of[s]!r} and {split!r}")
+            if s in speakers:
+                split_of[s] = split
+    return split_of, sorted(set(speaker_of.values()) - set(split_of))
+
+
+def _duration(path: Path) -> float:
+    import soundfile as sf
+
+    try:
+        return float(sf.info(str(path)).duration)
+    except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError
+        raise UserError(f"audio file {path} cannot be read: {exc}") from None
+
+
+def _segment_spans(options: PrepareOptions, corpus: AudioCorpus, files: dict[str, Path],
+                   words: list[WordAlignment]) -> tuple[str, dict]:
+    """The segmentation mode used and ``utt -> spans`` for pass 1 (None: whole file, or "energy")."""
+    mode = options.segment
+    if mode == "auto":
+        longest = max((_duration(p) for p in files.values()), default=0.0)
+        mode = "none" if longest <= options.max_utterance_seconds else ("alignments" if words else "energy")
+    if mode == "none":
+        return mode, {}
+    if mode == "energy":
+        return mode, {u: "energy" for u in files}
+    by_utt: dict[str, list[WordAlignment]] = {}
+    for w in words:
+        by_utt.setdefault(w.utt, []).append(w)
+    # frames of a file are 1 + samples // 160; the spans are clipped to them in pass 1
+    return mode, {u: segments_from_words(by_utt[u], 10**9) if u in by_utt else "energy" for u in files}
+
+
 def prepare_corpus(
     corpus_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -261,77 +324,120 @@ def prepare_corpus(
     jobs: int | None = None,
     force: bool = False,
     progress: bool = True,
+    log: Callable[[str], None] | None = None,
 ) -> dict:
     """Prepare dataset ``name`` from an audio corpus; returns the summary written to ``prepare.json``.
 
     Skips all work when ``prepare.json`` records the same inputs and options (unless ``force``).
     Malformed alignment lines, words naming a missing utterance or lying outside its audio are
-    counted, skipped and reported once (``strict`` makes the first one an error).
+    counted, skipped and reported once (``strict`` makes the first one an error). ``log`` gets one line
+    saying what was found in the corpus. Without alignments only utterance archives are written.
     """
-    import time
-
     options = options or PrepareOptions()
+    log = log or (lambda msg: None)
+    if jobs is not None and jobs < 1:
+        raise UserError(f"--jobs must be >= 1, got {jobs}")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name or ""):
         raise UserError(f"dataset name {name!r} is not usable: letters, digits, '_', '.', '-' only")
     t0 = time.time()
     corpus = find_corpus(corpus_dir, alignments)
     out_dir = Path(out_dir)
     ds_dir = out_dir / name
-    manifest_path = ds_dir / "prepare.json"
     fingerprint = _fingerprint(corpus, options)
-    if manifest_path.is_file() and not force:
-        try:
-            old = json.loads(manifest_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            old = {}
-        if old.get("fingerprint") == fingerprint and (out_dir / "data_paths.json").is_file():
-            old["reused"] = True
+    with publish.dataset_lock(out_dir, name):
+        publish.remove_stale(out_dir, name)
+        if not force and (old := _reuse(out_dir, ds_dir, name, fingerprint)) is not None:
+            log(old.get("found", corpus.describe()))
             return old
+        return _prepare_locked(corpus, out_dir, ds_dir, name, options, fingerprint, t0, strict, jobs, progress, log)
 
-    rule = speaker_rule(options.speaker_rule)
-    speaker_of = {utt: rule(utt) for utt in corpus.audio}
-    speakers = sorted(set(speaker_of.values()))
-    splits = corpus.split_speakers or default_split(speakers)
-    split_of_speaker: dict[str, str] = {}
-    for split, spks in splits.items():
-        for s in spks:
-            if s in split_of_speaker:
-                raise UserError(f"speaker {s!r} is listed in both {split_of_speaker[s]!r} and {split!r}")
-            split_of_speaker[s] = split
-    unassigned = sorted(set(speakers) - set(split_of_speaker))
 
-    # Words first: a corpus whose alignments are all unusable should fail before feature extraction.
+def _reuse(out_dir: Path, ds_dir: Path, name: str, fingerprint: str) -> dict | None:
+    """The existing dataset's summary if it is whole and from the same inputs (re-registered if need be)."""
+    old = publish.reusable(ds_dir, fingerprint)
+    if old is None:
+        return None
+    if not publish.registered(out_dir / "data_paths.json", name, ds_dir, old["entries"]):
+        register_dataset(out_dir / "data_paths.json", name, publish.entry_paths(ds_dir, old["entries"]))
+        old["reregistered"] = True
+    old["reused"] = True
+    return old
+
+
+def _left_out(corpus: AudioCorpus, unassigned: list[str], strict: bool) -> None:
+    """Speakers in no speaker list lose all their utterances: say so, naming the lists (an error if strict)."""
+    import warnings
+
+    from ..errors import DataWarning
+
+    spk_dir = corpus.root / "speakers"
+    absent = [f"{s}.txt" for s in SPLITS if not (spk_dir / f"{s}.txt").is_file()]
+    shown = ", ".join(unassigned[:5]) + (f" (and {len(unassigned) - 5} more)" if len(unassigned) > 5 else "")
+    message = (f"{len(unassigned)} speaker(s) are in none of the speaker lists in {spk_dir}"
+               + (f" (no {', '.join(absent)})" if absent else "") + f"; their utterances are left out: {shown}")
+    if strict:
+        raise UserError(message)
+    warnings.warn(message, DataWarning, stacklevel=3)
+
+
+def _prepare_locked(corpus, out_dir, ds_dir, name, options, fingerprint, t0, strict, jobs, progress, log) -> dict:
+    """The work of :func:`prepare_corpus` once the dataset's lock is held and no reuse is possible."""
     problems = WarningCounter(strict=strict, what="alignment line")
-    words: list[WordAlignment] = []
-    for wrd in corpus.alignment_files:
-        words.extend(read_wrd(wrd, warnings=problems))
-    words = [w for w in words if speaker_of.get(w.utt) is None or speaker_of[w.utt] in split_of_speaker]
+    words = _read_words(corpus, options, problems)
+    rule, style = choose_rule(list(corpus.audio), options.speaker_rule)
+    speaker_of = {u: rule(u) for u in corpus.audio}
+    check_speakers(speaker_of, rule)
+    found = f"{corpus.describe(len(words))}; {len(set(speaker_of.values()))} speakers (rule {rule.name}" + \
+        (f", {style} ids)" if style else ")")
+    log(found)
+    split_of_speaker, unassigned = _splits(corpus, speaker_of, options)
+    if unassigned and (corpus.split_speakers or corpus.corpus_speakers is not None):
+        _left_out(corpus, unassigned, strict)
     missing = sorted({w.utt for w in words if w.utt not in corpus.audio})
     for utt in missing:
         problems.add(f"alignments name utterance {utt!r}, which has no audio file in {corpus.root}")
-    words = [w for w in words if w.utt in corpus.audio]
-    if not words:
-        problems.report()
-        raise UserError(f"corpus {corpus.root}: no usable word alignments")
-
+    words = [w for w in words if w.utt in corpus.audio and speaker_of[w.utt] in split_of_speaker]
+    words = unique_words(words, problems)
+    if corpus.alignment_files and not words:  # one line: the first skipped line says why
+        first = f" (skipped {len(problems)} line(s); first: {problems.messages[0]})" if len(problems) else ""
+        raise UserError(f"corpus {corpus.root}: no usable word alignments in {corpus.alignment_files[0]}{first}")
     files = {u: p for u, p in corpus.audio.items() if speaker_of[u] in split_of_speaker}
-    ds_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".prepare-raw-", dir=ds_dir) as raw_dir:
-        return _prepare_streaming(corpus, out_dir, ds_dir, name, options, fingerprint, t0, speaker_of,
-                                  split_of_speaker, unassigned, words, problems, files, Path(raw_dir), jobs,
-                                  progress)
+    if not files:
+        raise UserError(f"corpus {corpus.root}: no utterance belongs to a listed speaker")
+    segment_mode, spans = _segment_spans(options, corpus, files, words)
+    with publish.staging(out_dir, name) as stage:
+        raw_dir = stage / ".prepare-raw"
+        raw_dir.mkdir()
+        raw = raw_features_to_disk(files, options.features, raw_dir, jobs=jobs, progress=progress, spans=spans)
+        summary, entries = _write_dataset(stage, options, raw, speaker_of, split_of_speaker, words, problems,
+                                          rule.pattern if rule.name not in ("buckeye", "nchlt") else rule.name)
+        shutil.rmtree(raw_dir)
+        summary.update({
+            "name": name, "corpus": str(corpus.root.resolve()), "found": found, "speechreps_version": __version__,
+            "fingerprint": fingerprint, "options": options.to_dict(), "feature_dim": options.features.dim,
+            "speaker_rule": rule.name, "id_style": style, "segmentation": segment_mode,
+            "key_convention": "recipe", "unassigned_speakers": unassigned, "seconds": round(time.time() - t0, 2),
+        })
+        summary = publish.publish(stage, ds_dir, summary, entries)
+    kill_point("prepare-before-register")
+    register_dataset(out_dir / "data_paths.json", name, publish.entry_paths(ds_dir, entries))
+    return summary
 
 
-def _prepare_streaming(corpus, out_dir, ds_dir, name, options, fingerprint, t0, speaker_of, split_of_speaker,
-                       unassigned, words, problems, files, raw_dir: Path, jobs, progress) -> dict:
-    """Pass 1 (raw features to ``raw_dir``, per-speaker statistics), then pass 2 (normalise while writing)."""
-    import time
+def word_frames(w: WordAlignment) -> tuple[int, int, int]:
+    """``(start, end, n)`` of a word as the recipe keys it: ``round(100 t0)``, ``round(100 t1) + 1``, and
+    ``n = round(100 t1) - start``, the length its filters test (``n >= min_frames``)."""
+    start, last = int(round(w.start * 100)), int(round(w.end * 100))
+    return start, last + 1, last - start
 
-    raw = raw_features_to_disk(files, options.features, raw_dir, jobs=jobs, progress=progress)
-    samples = {u: r[2] for u, r in raw.items()}
-    n_frames = {u: r[1] for u, r in raw.items()}
+
+def _speaker_norm(raw: dict, speaker_of: dict[str, str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per-speaker mean and standard deviation over the kept segments (merged pass-1 statistics)."""
     stats: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}
-    for u, (_, n, _, mean, m2) in raw.items():
+    for u, (_, _, _, _, mean, m2) in raw.items():
+        n = sum(e - s for s, e in raw[u][3])
+        if n == 0:
+            continue
         spk = speaker_of[u]
         stats[spk] = (n, mean, m2) if spk not in stats else _merge(stats[spk], (n, mean, m2))
     norm = {}
@@ -339,6 +445,16 @@ def _prepare_streaming(corpus, out_dir, ds_dir, name, options, fingerprint, t0, 
         std = np.sqrt(m2 / n)
         std[std < 1e-8] = 1.0  # as speaker_cmvn: zero-variance dimensions only mean-normalised
         norm[spk] = (mean, std)
+    return norm
+
+
+def _write_dataset(ds_dir, options, raw, speaker_of, split_of_speaker, words, problems,
+                   rule_spec: str) -> tuple[dict, dict[str, str]]:
+    """Pass 2: normalise while writing the archives into ``ds_dir`` (the staging folder); the pairs.
+
+    Returns the counts and the data_paths entries (file names inside the dataset folder).
+    """
+    norm = _speaker_norm(raw, speaker_of)
 
     def normalised(u: str, start: int = 0, end: int | None = None) -> np.ndarray:
         x = np.load(raw[u][0], mmap_mode="r")[start:end]
@@ -346,72 +462,59 @@ def _prepare_streaming(corpus, out_dir, ds_dir, name, options, fingerprint, t0, 
         return ((x - mean) / std).astype(np.float32)
 
     hop = options.features.hop_ms / 1000
-    tokens: dict[str, dict[str, tuple[str, int, int]]] = {s: {} for s in SPLITS}  # key -> (utt, start, end)
+    splits = (ALL_SPLIT,) if options.zero_resource else SPLITS
+    tokens: dict[str, dict[str, tuple[str, int, int]]] = {s: {} for s in splits}  # key -> (utt, start, end)
     pair_tokens: list[tuple[str, str, int, int]] = []
-    n_words_in_range = 0
     for w in words:
-        duration = samples[w.utt] / SAMPLE_RATE
-        if w.end > duration + hop:
-            problems.add(f"word {w.word!r} of {w.utt!r} ends at {w.end:.2f} s, after the audio's {duration:.2f} s")
+        n_frames, n_samples = raw[w.utt][1], raw[w.utt][2]
+        if w.end > n_samples / SAMPLE_RATE + hop:
+            problems.add(f"word {w.word!r} of {w.utt!r} ends at {w.end:.2f} s, after the audio's "
+                         f"{n_samples / SAMPLE_RATE:.2f} s")
             continue
-        n_words_in_range += 1
-        start, end = w.frames(hop)
-        end = min(end, n_frames[w.utt])
-        if end <= start:
+        start, end, n = word_frames(w)
+        end = min(end, n_frames)
+        if end <= start or speaker_of[w.utt] not in norm:
             continue
-        label = _label(w.word)
-        split = split_of_speaker[speaker_of[w.utt]]
-        n = end - start
+        label, split = _label(w.word), split_of_speaker[speaker_of[w.utt]]
         if n >= options.min_frames and len(w.word) >= options.min_chars:
             tokens[split][format_key(w.utt, start, end, label)] = (w.utt, start, end)
         if split == "train" and n >= options.pair_min_frames and len(w.word) >= options.pair_min_chars:
             pair_tokens.append((label, w.utt, start, end))
     problems.report()
 
-    entries: dict[str, str | Path] = {"speaker_rule": options.speaker_rule}
+    entries: dict[str, str] = {"speaker_rule": rule_spec}
     summary_splits = {}
-    for split in SPLITS:
-        utts = [u for u in raw if split_of_speaker[speaker_of[u]] == split]
+    for split in splits:
+        utts = [u for u in raw if split_of_speaker[speaker_of[u]] == split and raw[u][3]]
         if not utts:
             continue
         with NpzWriter(ds_dir / f"{split}_utterances.npz") as writer:
             for u in utts:
-                writer.add(format_key(u, 0, n_frames[u]), normalised(u))
-        entries[f"{split}_data"] = writer.path
+                for s, e in raw[u][3]:
+                    writer.add(format_key(u, s, e), normalised(u, s, e))
+        entries[f"{split}_data"] = writer.path.name
+        kill_point("prepare-after-archive")
         if tokens[split]:
             with NpzWriter(ds_dir / f"{split}_words.npz") as writer:
                 for key, (u, start, end) in tokens[split].items():
                     writer.add(key, normalised(u, start, end))
-            entries[f"{split}_words"] = writer.path
-        frames = sum(n_frames[u] for u in utts)
+            entries[f"{split}_words"] = writer.path.name
+            kill_point("prepare-after-archive")
+        frames = sum(e - s for u in utts for s, e in raw[u][3])
         summary_splits[split] = {
             "speakers": sorted({speaker_of[u] for u in utts}),
             "utterances": len(utts),
+            "segments": sum(len(raw[u][3]) for u in utts),
             "frames": int(frames),
             "hours": round(frames * hop / 3600, 4),
             "word_tokens": len(tokens[split]),
             "word_types": len({k.split("_", 1)[0] for k in tokens[split]}),
         }
-    pairs = ground_truth_pairs(pair_tokens, options.max_pairs_per_word, options.seed)
+    pairs = [] if options.zero_resource else ground_truth_pairs(pair_tokens, options.max_pairs_per_word, options.seed)
     if pairs:
         from .alignments import write_term_pairs
 
         write_term_pairs(ds_dir / "train_pairs.txt", pairs)
-        entries["train_pairs"] = ds_dir / "train_pairs.txt"
-    register_dataset(out_dir / "data_paths.json", name, entries)
-
-    summary = {
-        "name": name,
-        "corpus": str(corpus.root.resolve()),
-        "speechreps_version": __version__,
-        "fingerprint": fingerprint,
-        "options": options.to_dict(),
-        "feature_dim": options.features.dim,
-        "splits": summary_splits,
-        "train_pairs": len(pairs),
-        "skipped_alignment_lines": len(problems),
-        "unassigned_speakers": unassigned,
-        "seconds": round(time.time() - t0, 2),
-    }
-    write_json(ds_dir / "prepare.json", summary)
-    return summary
+        entries["train_pairs"] = "train_pairs.txt"
+    return {"splits": summary_splits, "train_pairs": len(pairs), "word_alignments": len(words),
+            "skipped_alignment_lines": len(problems)}, entries

@@ -15,7 +15,12 @@ relative to the folder holding the file):
 ``<lang>_word_2_train_data``        original: second members, same keys, same lengths (npz)
 ``<lang>_aligned_train_data``       original: ``<key>.X`` / ``<key>.Y`` aligned segment pairs (npz)
 ``<lang>_speaker_rule``             ``buckeye``, ``nchlt`` or a regular expression (new)
+``<lang>_all_data``, ``_all_words`` the zero-resource split ``all``: every utterance and word token (new)
 ==================================  ===============================================================
+
+A dataset with an ``all`` split and no ``train`` split is a *zero-resource* dataset
+(``speechreps prepare --zero-resource``): models train on ``all`` and are evaluated on all its word
+tokens; it has no validation split, so no label picks a checkpoint (the last one is used).
 
 The original tool's files only have ``*_data`` keys, and in those the ``*_data`` archives may hold
 word tokens rather than utterances; :meth:`DatasetPaths.words` then falls back to them.
@@ -33,6 +38,8 @@ from ..fileio import write_json
 from .archive import Archive, SpeakerRule, guess_speaker_rule, parse_word_key, speaker_rule
 
 SPLITS = ("train", "validation", "test")
+ALL_SPLIT = "all"
+ALL_SPLITS = (*SPLITS, ALL_SPLIT)
 
 
 @dataclass
@@ -49,8 +56,19 @@ class DatasetPaths:
     aligned_train: Path | None = None
     speaker_rule_spec: str | None = None
 
+    @property
+    def zero_resource(self) -> bool:
+        """An ``all`` split and no ``train`` split: train and evaluate on the same audio."""
+        return self.data.get(ALL_SPLIT) is not None and self.data.get("train") is None
+
+    def evaluation_splits(self) -> list[str]:
+        """The splits whose word tokens are scored: ``all`` (zero-resource), else validation and test."""
+        return [ALL_SPLIT] if self.zero_resource else ["validation", "test"]
+
     def utterances(self, split: str) -> Path:
-        """The utterance archive of ``split``; a clear error if it is not registered."""
+        """The utterance archive of ``split`` (``train`` of a zero-resource dataset: ``all``)."""
+        if split == "train" and self.zero_resource:
+            split = ALL_SPLIT
         return self._need(self.data.get(split), f"{self.name}_{split}_data")
 
     def word_tokens(self, split: str) -> Path:
@@ -63,11 +81,17 @@ class DatasetPaths:
         if path is not None:
             return self._need(path, f"{self.name}_{split}_words")
         data = self.data.get(split)
-        if data is not None and data.is_file() and _is_word_archive(data):
+        # the original tool's files (no speaker_rule key) may keep word segments under *_data; speechreps
+        # prepare's never do, and a corpus without alignments must not have its utterances taken for words
+        if data is not None and self.speaker_rule_spec is None and data.is_file() and _is_word_archive(data):
             return data
+        if not any(p is not None for p in self.words.values()):
+            raise UserError(f"{self.source}: dataset {self.name!r} has no word tokens at all (prepared without word "
+                            f"alignments?): same-different evaluation and ground-truth pairs need them")
+        hint = f"; its word tokens are in split {ALL_SPLIT!r} (zero-resource)" if self.zero_resource else ""
         raise UserError(
             f"{self.source}: dataset {self.name!r} has no word-token archive for split {split!r} "
-            f"(key {self.name}_{split}_words)"
+            f"(key {self.name}_{split}_words){hint}"
         )
 
     def has_word_tokens(self, split: str) -> bool:
@@ -140,7 +164,7 @@ def dataset_names(raw: dict[str, str]) -> list[str]:
     """Names of the datasets a data_paths object registers (those with any ``_<split>_data`` key)."""
     names = set()
     for key in raw:
-        for split in SPLITS:
+        for split in ALL_SPLITS:
             for suffix in (f"_{split}_data", f"_{split}_words"):
                 if key.endswith(suffix):
                     names.add(key[: -len(suffix)])
@@ -168,8 +192,8 @@ def load_dataset(data_paths: str | os.PathLike, name: str) -> DatasetPaths:
     return DatasetPaths(
         name=name,
         source=data_paths,
-        data={s: get(f"{s}_data") for s in SPLITS},
-        words={s: get(f"{s}_words") for s in SPLITS},
+        data={s: get(f"{s}_data") for s in ALL_SPLITS},
+        words={s: get(f"{s}_words") for s in ALL_SPLITS},
         train_pairs=get("train_pairs"),
         word_1_train=get("word_1_train_data"),
         word_2_train=get("word_2_train_data"),
@@ -184,15 +208,21 @@ def register_dataset(data_paths: str | os.PathLike, name: str, entries: dict[str
     ``entries`` maps suffixes (``train_data``, ``validation_words``, ``speaker_rule``...) to values;
     paths are stored relative to the file's folder when they lie below it.
     """
+    from ..crash import remove_stale_temporaries
+    from ..locks import exclusive
+
     data_paths = Path(data_paths)
-    raw = read_data_paths(data_paths) if data_paths.exists() else {}
-    raw = {k: v for k, v in raw.items() if not k.startswith(f"{name}_")}
-    base = data_paths.resolve().parent
-    for suffix, value in entries.items():
-        if isinstance(value, Path):
-            try:
-                value = str(value.resolve().relative_to(base))
-            except ValueError:
-                value = str(value.resolve())
-        raw[f"{name}_{suffix}"] = str(value)
-    write_json(data_paths, dict(sorted(raw.items())))
+    # a read-modify-write: two runs registering at once must not lose one registration
+    with exclusive(f"{data_paths}.lock", f"the dataset registry {data_paths}", wait=120):
+        remove_stale_temporaries(data_paths.parent, (f".{data_paths.name}.*.tmp.json",), temporaries=False)
+        raw = read_data_paths(data_paths) if data_paths.exists() else {}
+        raw = {k: v for k, v in raw.items() if not k.startswith(f"{name}_")}
+        base = data_paths.resolve().parent
+        for suffix, value in entries.items():
+            if isinstance(value, Path):
+                try:
+                    value = str(value.resolve().relative_to(base))
+                except ValueError:
+                    value = str(value.resolve())
+            raw[f"{name}_{suffix}"] = str(value)
+        write_json(data_paths, dict(sorted(raw.items())))

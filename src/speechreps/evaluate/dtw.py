@@ -1,6 +1,6 @@
 """All-pairs dynamic time warping with the cosine frame distance: reference, numba, torch.
 
-Definition (SPEC.md, "Evaluation"; Kamper's ``speech_dtw.multivariate_dtw_cost_cosine(s, t, True)``):
+Definition (docs/METRICS.md; Kamper's ``speech_dtw.multivariate_dtw_cost_cosine(s, t, True)``):
 
 - frame distance ``d(x, y) = 1 - x.y / (|x| |y|)``; a **zero frame** (all components exactly 0) has
   no direction, so it is treated as orthogonal to everything: ``d = 1`` between a zero frame and any

@@ -37,11 +37,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..crash import kill_point
 from ..errors import UserError
 from ..fileio import write_json, write_text
 from ..progress import Heartbeat, bars_enabled
 from . import checkpoint as ckpt
 from . import distributed as dist_
+from .budget import apply_step_budget
 
 
 def seed_everything(seed: int) -> None:
@@ -139,6 +141,24 @@ class _Metrics:
             self.writer.close()
 
 
+def checkpoint_lock(ckpt_dir: Path):
+    """The exclusive lock of a checkpoint folder (one training run at a time)."""
+    from ..locks import exclusive
+
+    return exclusive(Path(ckpt_dir) / ".lock", f"checkpoint folder {ckpt_dir}")
+
+
+def repair_folder(ckpt_dir: Path, log: Callable[[str], None]) -> None:
+    """What a killed run left in ``ckpt_dir``: temporaries removed, lagging last.pt / best.pt relinked."""
+    from ..crash import remove_stale_temporaries
+
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(ckpt_dir)
+    fixed = ckpt.repair(ckpt_dir)
+    if fixed:
+        log(f"{ckpt_dir}: {' and '.join(fixed)} lagged behind the newest epoch file (an interrupted run); relinked")
+
+
 class _NoMetrics:
     """What ranks other than 0 log: nothing."""
 
@@ -176,7 +196,8 @@ def make_optimizer(parameters, learning_rate: float) -> torch.optim.Adam:
 class Trainer:
     """Trains ``model`` on ``train_set`` with the training fields of ``cfg``; writes to ``ckpt_dir``.
 
-    ``cfg`` fields used: learning_rate, lr_milestones, lr_gamma, num_epochs, checkpoint_interval,
+    ``cfg`` fields used: learning_rate, lr_milestones, lr_gamma, num_epochs (or num_steps and
+    steps_per_epoch, see :mod:`speechreps.train.budget`), checkpoint_interval,
     grad_clip (<= 0 or None: no clipping), amp (CUDA only), amp_dtype (``float16`` with a gradient scaler,
     or ``bfloat16`` without one), validate_every (0: never), seed.
     ``train_set`` offers ``sampler`` (checkpointable), ``collate(refs)`` and ``n_frames(refs)``.
@@ -204,6 +225,7 @@ class Trainer:
         self.main = self.rank == 0
         self.model = model.to(self.device)
         self.ddp = dist_.wrap_model(self.model, self.device) if self.distributed else None
+        blocks = apply_step_budget(train_set, cfg)  # num_steps: "epochs" of steps_per_epoch steps (budget.py)
         if self.distributed and not isinstance(train_set.sampler, dist_.ShardedBatchSampler):
             train_set.sampler = dist_.ShardedBatchSampler(train_set.sampler, self.rank, self.world)
         self.workers = max(0, int(workers or 0))
@@ -218,7 +240,7 @@ class Trainer:
         self.log = log if self.main else (lambda msg: None)
         self.tensorboard = tensorboard
         self.log_every = float(log_every)  # seconds between progress lines when no bar is drawn
-        self.num_epochs = int(_get(cfg, "num_epochs", 1))
+        self.num_epochs = blocks if blocks is not None else int(_get(cfg, "num_epochs", 1))
         self.interval = max(1, int(_get(cfg, "checkpoint_interval", 1)))
         self.validate_every = int(_get(cfg, "validate_every", 0))
         self.grad_clip = float(_get(cfg, "grad_clip", 0.0))
@@ -276,8 +298,38 @@ class Trainer:
         else:
             ckpt.set_rng_state(state["rng"])
         self.epoch = int(state["epoch"])
+        self._apply_schedule(state.get("config") or {}, path)
         best = state.get("best") or {}
         self.best_ap, self.best_epoch = best.get("val_ap"), best.get("epoch")
+
+    def _apply_schedule(self, saved: dict[str, Any], path: str | Path) -> None:
+        """A resumed run follows the config's learning-rate schedule, not the checkpoint's; say so if they differ.
+
+        The optimizer and scheduler states carry the old rate and milestones; without this a changed
+        ``learning_rate`` would be recorded in config.json but silently not used.
+        """
+        names = ("learning_rate", "lr_milestones", "lr_gamma")
+        new = {"learning_rate": float(_get(self.cfg, "learning_rate", 1e-3)),
+               "lr_milestones": sorted(int(m) for m in _get(self.cfg, "lr_milestones", [])),
+               "lr_gamma": float(_get(self.cfg, "lr_gamma", 0.1))}
+        old = {n: saved.get(n) for n in names}
+        if old["lr_milestones"] is not None:
+            old["lr_milestones"] = sorted(int(m) for m in old["lr_milestones"])
+        changed = [n for n in names if old[n] is not None and old[n] != new[n]]
+        if not changed:
+            return
+        from collections import Counter
+
+        sched = self.scheduler
+        sched.milestones, sched.gamma = Counter(new["lr_milestones"]), new["lr_gamma"]
+        sched.base_lrs = [new["learning_rate"]] * len(self.optimizer.param_groups)
+        lr = new["learning_rate"] * new["lr_gamma"] ** sum(1 for m in new["lr_milestones"] if m <= sched.last_epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        sched._last_lr = [lr] * len(self.optimizer.param_groups)
+        what = ", ".join(f"{n} {old[n]} -> {new[n]}" for n in changed)
+        self.log(f"resuming from {path} with a changed schedule ({what}): learning rate {lr:g} from epoch "
+                 f"{self.epoch + 1}")
 
     # -- loop -----------------------------------------------------------------------------------
 
@@ -362,8 +414,16 @@ class Trainer:
             self.model.train(was_training)
 
     def fit(self, load_from_epoch: int | None = None) -> TrainResult:
-        """Train up to ``num_epochs`` epochs, from scratch or resumed from ``epoch_<load_from_epoch>.pt``."""
-        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        """Train up to ``num_epochs`` epochs, from scratch or resumed from ``epoch_<load_from_epoch>.pt``.
+
+        Rank 0 holds the checkpoint folder's lock throughout: a second run into it fails at once.
+        """
+        with checkpoint_lock(self.ckpt_dir) if self.main else contextlib.nullcontext():
+            return self._fit(load_from_epoch)
+
+    def _fit(self, load_from_epoch: int | None) -> TrainResult:
+        if self.main:
+            repair_folder(self.ckpt_dir, self.log)
         if load_from_epoch is not None:
             path = ckpt.find_checkpoint(self.ckpt_dir, epoch=load_from_epoch)
             self.load(path)
@@ -393,8 +453,9 @@ class Trainer:
                     ap = val.get("val_ap")
                     if ap is not None and (self.best_ap is None or ap > self.best_ap):
                         self.best_ap, self.best_epoch, improved = float(ap), self.epoch, True
+                metrics.add(row)  # before the checkpoint: a row without one is dropped on resume
+                kill_point("train-after-metrics")
                 self._save(improved)
-                metrics.add(row)
                 history.append(row)
                 msg = f"epoch {self.epoch}/{self.num_epochs}: loss {row['loss']:.4f}, {row['frames_per_s']:.0f} frames/s"
                 if "val_ap" in row:
@@ -424,10 +485,12 @@ class Trainer:
         state = self.state()
         if rngs is not None:
             state["rng_per_rank"] = rngs
-        if due:
+        if due:  # the order that ckpt.repair relies on: epoch file, best, last
             path = ckpt.save(state, ckpt.epoch_path(self.ckpt_dir, self.epoch))
-            ckpt.link_or_copy(path, self.ckpt_dir / "last.pt")
+            kill_point("train-after-epoch-file")
             if improved:
                 ckpt.link_or_copy(path, self.ckpt_dir / "best.pt")
+                kill_point("train-after-best")
+            ckpt.link_or_copy(path, self.ckpt_dir / "last.pt")
         else:
             ckpt.save(state, self.ckpt_dir / "best.pt")
