@@ -23,5 +23,5 @@ if ! python -c 'import torch' 2>/dev/null; then
     pip install -q torch==2.13.0
 fi
 echo "setup: installing speechreps and its dependencies" >&2
-pip install -q -e '.[test,bench]'
+pip install -q -e '.[test,bench,encoders]'
 echo "$want" > "$stamp"

@@ -15,6 +15,8 @@ Stages (each skipped when its recorded inputs are unchanged, see :mod:`speechrep
    CAE-RNN (the config's ``awe`` section) on MFCC and on the features of each trained APC, CPC, CAPC
    and frame CAE of the first seed, per dataset and cross-lingual, beside downsampling; its rows are
    cached per job in ``RUN/awe/`` like the stages;
+   ``encoder:<name>:<ds>`` (``--encoder PATH``)  a pretrained HuBERT / wav2vec 2.0 / WavLM scored layer by
+   layer, its best layer as extra rows (:mod:`speechreps.encoders.job`);
 7. ``report``          ``report.md`` + figures, and the table printed at the end.
 
 A user's own datasets (``--dataset NAME`` with ``--data-paths``) replace stages 1-2; a user's own audio
@@ -72,6 +74,7 @@ class MainJobOptions:
     device: str | None = None
     cross_lingual: bool = True
     awe: bool = False
+    encoders: list[Path] = field(default_factory=list)  # pretrained model folders (--encoder), extra rows
     progress: bool = True
     log: Callable[[str], None] = field(default=print, repr=False)
 
@@ -303,6 +306,10 @@ def run_main_job(opts: MainJobOptions) -> Path:
         from .awe.config import load_awe_config
 
         load_awe_config(config_file)
+    if opts.encoders:
+        from .encoders.job import check_encoders
+
+        check_encoders(opts.encoders)
     from .crash import remove_stale_temporaries
     from .locks import exclusive
 
@@ -361,6 +368,13 @@ def _run_stages(opts: MainJobOptions, types: list[str], config_file: Path, confi
                         fingerprint("evaluate", fp_train, data_fps[target]),
                         lambda: _evaluate_model(rep, ckpt_dir, config_path, data_paths, name, target, seed, opts))
 
+    encoder_section = None
+    if opts.encoders:
+        from .encoders.job import encoder_stages
+
+        encoder_rows, encoder_section = encoder_stages(opts, data_paths, names, data_fps, cache)
+        rows += encoder_rows
+
     awe_table = _awe_comparison(config_file, data_paths, names, training, seeds[0], opts, cache) if opts.awe else None
 
     from .report import write_report
@@ -391,6 +405,8 @@ def _run_stages(opts: MainJobOptions, types: list[str], config_file: Path, confi
     results = {"meta": meta, "rows": rows, "training": training, "layers": layer_table}
     if awe_table:
         results["awe"] = awe_table
+    if encoder_section:
+        results["encoders"] = encoder_section
     write_json(opts.run_dir / "results.json", results)
     report = write_report(opts.run_dir, results, data_paths)
     return report

@@ -197,6 +197,8 @@ def write_report(run_dir: Path, results: dict, data_paths: Path) -> Path:
                   f"learned features by validation DTW AP ({best[0]}, layer {best[1]}):", "", "![token map](token_map.png)", ""]
     if results.get("awe"):
         lines += ["## Acoustic word embeddings", "", results["awe"], ""]
+    if results.get("encoders"):
+        lines += ["## Pretrained encoders, layer by layer", "", results["encoders"], ""]
     lines += ["## Stages", "", *stage_table(meta.get("stage_details") or {}, meta["stage_seconds"]), ""]
     lines += ["## Config", "", "```json", json.dumps(meta["config"], indent=2), "```", ""]
     path = run_dir / "report.md"

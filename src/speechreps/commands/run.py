@@ -46,6 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--awe", action="store_true",
                    help="also train a CAE-RNN acoustic word embedding model on MFCC and on each trained model's "
                         "features (the config's awe section) and add that table to the report")
+    p.add_argument("--encoder", action="append", type=Path, default=[], metavar="MODEL_DIR",
+                   help="also score a pretrained HuBERT / wav2vec 2.0 / WavLM from a local folder (config.json + "
+                        "model.safetensors) layer by layer, its best layer as extra rows (repeatable)")
     p.add_argument("--jobs", type=int, default=None, help="CPU threads/processes (default: all cores)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -69,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         only=args.only, seeds=args.seeds, base_seed=args.seed,
         corpus_minutes=args.corpus_minutes, corpus_speakers=args.corpus_speakers, force=force,
         jobs=args.jobs, device=args.device, cross_lingual=not args.no_cross_lingual, awe=args.awe,
-        progress=not args.no_progress,
+        encoders=args.encoder, progress=not args.no_progress,
     )
     report = run_main_job(opts)
     print()

@@ -146,8 +146,8 @@ def registered(data_paths: Path, name: str, ds_dir: Path, entries: dict[str, str
 
 
 #: entry suffixes whose values are file names inside the dataset folder
-FILE_ENTRIES = tuple(f"{s}_{kind}" for s in ("train", "validation", "test") for kind in ("data", "words")) + (
-    "train_pairs",)
+FILE_ENTRIES = tuple(f"{s}_{kind}" for s in ("train", "validation", "test", "all") for kind in ("data", "words")) + (
+    "train_pairs",)  # "all": the zero-resource split (registry.ALL_SPLIT)
 
 
 def entry_paths(ds_dir: Path, entries: dict[str, str]) -> dict[str, str | Path]:
