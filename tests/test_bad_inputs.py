@@ -295,9 +295,8 @@ def case_train_config_bad_value(t, w, mp):
 
 
 def _eval(w, action, *extra, language="toy", ckpt=None):
-    quiet = ["--no-progress"] if action in ("train", "all") else []  # evaluate / extract draw no bars
     return [action, "apc", str(w / "config.json"), str(ckpt or w / "CKPT"), "--language", language, "--data-paths",
-            str(w / "data_paths.json"), *quiet, *extra]
+            str(w / "data_paths.json"), "--no-progress", *extra]
 
 
 def case_evaluate_input_dim_mismatch(t, w, mp):

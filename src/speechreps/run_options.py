@@ -84,7 +84,10 @@ def add_run_options(p: argparse.ArgumentParser, action: str | None = None, langu
              f"(default {VAL_MAX_TOKENS}); 0: downsampled AP on all of them (fast)")
     add("--workers", type=int, default=0, metavar="N",
         help="train: data-loader processes that collate batches (default 0: in the training process)")
-    add("--no-progress", action="store_true", help="no progress bars")
+    if action is None or action in OPTION_ACTIONS["--no-progress"]:
+        p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    else:  # evaluate / extract draw no bars: accepted (scripts pass it to every action), not listed
+        p.add_argument("--no-progress", action="store_true", help=argparse.SUPPRESS)
     add("--log-every", type=float, default=LOG_EVERY_S, metavar="S",
         help=f"train: without a progress bar (output not a terminal, or --no-progress), a line with the "
              f"rate and the time left every S seconds within an epoch (default {LOG_EVERY_S:g}; 0: never)")
