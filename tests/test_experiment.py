@@ -67,6 +67,78 @@ def test_table_holds_real_aps_for_every_model_and_the_cross_lingual_rows(main_jo
     assert {r["distance"] for r in results["rows"]} == {"downsample", "dtw"}
 
 
+def _section(text: str, title: str) -> str:
+    return text.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def _table_rows(text: str) -> list[list[str]]:
+    return [[c.strip() for c in ln.strip("|").split("|")] for ln in text.splitlines()
+            if ln.startswith("| ") and "---" not in ln][1:]
+
+
+def test_report_has_layers_validation_curves_prb_corpus_and_machine(main_job):
+    opts, report, _ = main_job
+    text = report.read_text()
+    results = json.loads((opts.run_dir / "results.json").read_text())
+    # every layer of every model, on its own dataset, the default one marked
+    layers = _table_rows(_section(text, "Every layer"))
+    got = {(r[0], r[1], r[2]) for r in layers}
+    assert ("apc", "synth_en", "gru1") in got and ("apc", "synth_en", "gru2 (default)") in got
+    assert ("cpc", "synth_tn", "z") in got and ("cpc", "synth_tn", "c (default)") in got
+    assert ("frame_ae", "synth_en", "enc1") in got and ("frame_cae", "synth_en", "bottleneck (default)") in got
+    assert len(layers) == 2 * (2 + 2 + 2 + 5 + 5)  # apc, cpc, capc: 2 layers; frame AE / CAE: 4 + bottleneck
+    for r in layers:
+        assert all(0.0 <= float(x) <= 1.0 for x in r[4:] if x != "-")
+    # the default layer's downsampled test AP is the main table's figure for the same model
+    main = {(r["features"], r["trained_on"], r["evaluated_on"]): r["ap"] for r in results["rows"]
+            if r["split"] == "test" and r["distance"] == "downsample" and r["features"] != "mfcc"}
+    for r in results["layers"]:
+        if r["default"] and r["split"] == "test" and r["distance"] == "downsample":
+            assert r["ap"] == pytest.approx(main[(r["features"], r["trained_on"], r["evaluated_on"])], abs=1e-6)
+    # the default layer's DTW AP on the validation subset is the best validation AP training logged
+    # (the checkpoint scored is best.pt)
+    for t in results["training"].values():
+        row = next(r for r in results["layers"] if r["default"] and r["split"] == "validation"
+                   and r["distance"] == "dtw" and (r["features"], r["trained_on"]) == (t["rep"], t["dataset"]))
+        assert row["ap"] == pytest.approx(t["best_ap"], abs=1e-6)
+    # PRB beside AP
+    assert "| val DTW AP | val DTW PRB |" in text
+    # validation AP against epoch and minutes, and what the training table's AP is computed on
+    training = _section(text, "Training")
+    assert re.search(r"\| cpc \| synth_en \| 0 \| 1: \d\.\d{3} \(\d+\.\d min\) \|", training)
+    assert "fixed random subset of at most 300" in training and "![validation curves](validation_curves.png)" in training
+    assert (opts.run_dir / "validation_curves.png").stat().st_size > 0
+    # corpus statistics equal the prepared archives' counts
+    corpus = {(r[0], r[1]): r for r in _table_rows(_section(text, "Corpus"))}
+    from speechreps.data.archive import Archive
+    from speechreps.data.registry import load_dataset
+
+    ds = load_dataset(opts.data_dir / "data_paths.json", "synth_en")
+    with Archive(ds.word_tokens("test")) as arc:
+        assert int(corpus[("synth_en", "test")][6]) == len(arc)
+    with Archive(ds.utterances("train")) as arc:
+        assert int(corpus[("synth_en", "train")][4]) == len(arc)
+    # code commit, threads, load
+    assert re.search(r"commit ([0-9a-f]{12}|unknown)", text)
+    assert re.search(r"\d+ CPUs, \d+ torch threads", text) and "load average (1/5/15 minutes)" in text
+
+
+def test_a_no_op_rerun_keeps_the_real_stage_times(main_job):
+    opts, report, _ = main_job
+    first = report.read_text()
+    work = re.search(r"The work took \*\*(\d+\.\d) minutes\*\*", first).group(1)
+    stages = {r[0]: r for r in _table_rows(_section(first, "Stages"))}
+    opts.log = lambda msg: None
+    again = run_main_job(opts).read_text()
+    assert f"The work took **{work} minutes**" in again
+    assert re.search(r"it ran 0 stages and reused \d+ from earlier runs", again)
+    rerun = {r[0]: r for r in _table_rows(_section(again, "Stages"))}
+    assert rerun.keys() == stages.keys()
+    for name, row in rerun.items():
+        assert row[1:4] == stages[name][1:4] and row[4] == "reused"  # seconds, finished, load as recorded
+    assert float(stages["train:cpc:synth_en:s0"][1]) > 0
+
+
 def test_rerun_skips_everything_and_a_changed_config_reruns_only_its_model(main_job, tmp_path):
     opts, _, _ = main_job
     log: list[str] = []

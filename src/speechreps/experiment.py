@@ -10,6 +10,7 @@ Stages (each skipped when its recorded inputs are unchanged, see :mod:`speechrep
    validation and test words (in context) into the run folder and score them, downsampled and
    DTW, all and cross-speaker positives; the cross-lingual rows use a model trained on the first
    dataset and the words of the others;
+   ``layers:<type>:<ds>:s<seed>``  every layer's AP on the model's own dataset (:mod:`speechreps.layerwise`);
 6. ``awe`` (``--awe``)  the acoustic-word-embedding comparison of :mod:`speechreps.awe.compare`: a
    CAE-RNN (the config's ``awe`` section) on MFCC and on the features of each trained APC, CPC, CAPC
    and frame CAE of the first seed, per dataset and cross-lingual, beside downsampling; its rows are
@@ -39,9 +40,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import __version__
+from . import __version__, runinfo
 from .errors import UserError
 from .fileio import write_json
+from .layerwise import layer_rows
+from .pipeline import VAL_MAX_TOKENS
+from .runinfo import training_curves
 from .stages import StageCache, fingerprint
 
 REPRESENTATION_TYPES = ("apc", "cpc", "capc", "frame_ae", "frame_cae")
@@ -252,14 +256,8 @@ def _train(rep: str, config_path: Path, ckpt_dir: Path, data_paths: Path, name: 
     result = train(RunOptions(representation_type=rep, config=config_path, ckpt_dir=ckpt_dir, language=name,
                               data_paths=data_paths, device=opts.device, jobs=opts.jobs, progress=opts.progress,
                               reference_language=reference), log=opts.log)
-    curve = []
-    metrics = ckpt_dir / "metrics.jsonl"
-    if metrics.is_file():
-        for line in metrics.read_text().splitlines():
-            row = json.loads(line)
-            if "loss" in row:
-                curve.append((int(row["epoch"]), float(row["loss"])))
-    return {"ckpt_dir": str(ckpt_dir), "seconds": round(time.time() - t0, 1), "curve": curve,
+    curve, val_curve = training_curves(ckpt_dir)
+    return {"ckpt_dir": str(ckpt_dir), "seconds": round(time.time() - t0, 1), "curve": curve, "val_curve": val_curve,
             "best_ap": getattr(result, "best_ap", None), "best_epoch": getattr(result, "best_epoch", None),
             "frames_per_second": round(float(getattr(result, "frames_per_second", 0.0)), 1)}
 
@@ -329,6 +327,7 @@ def run_main_job(opts: MainJobOptions) -> Path:
 
 def _run_stages(opts: MainJobOptions, types: list[str], config_file: Path, config: dict, t_start: float) -> Path:
     """The stages of :func:`run_main_job`, with the run folder locked."""
+    machine_start = runinfo.machine(opts.jobs)
     cache = StageCache(opts.run_dir, opts.force, log=opts.log)
 
     if opts.corpora:
@@ -339,6 +338,7 @@ def _run_stages(opts: MainJobOptions, types: list[str], config_file: Path, confi
         data_paths, names, data_fps = _builtin_datasets(opts, cache)
 
     rows: list[dict] = []
+    layer_table: list[dict] = []
     for name in names:
         rows += cache.run(f"baseline:{name}", fingerprint("baseline", data_fps[name]),
                           lambda: _baseline(data_paths, name, opts))
@@ -357,8 +357,14 @@ def _run_stages(opts: MainJobOptions, types: list[str], config_file: Path, confi
                                        training.get(f"frame_ae:{name}:s{seed}", {}).get("fingerprint"))
                 res = cache.run(f"train:{rep}:{name}:s{seed}", fp_train,
                                 lambda: _train(rep, config_path, ckpt_dir, data_paths, name, opts))
+                if "val_curve" not in res:  # recorded by an older version
+                    res = dict(zip(("curve", "val_curve"), training_curves(ckpt_dir)), **{
+                        k: v for k, v in res.items() if k not in ("curve", "val_curve")})
                 training[f"{rep}:{name}:s{seed}"] = {**res, "fingerprint": fp_train, "rep": rep, "dataset": name,
                                                      "seed": seed}
+                layer_table += cache.run(
+                    f"layers:{rep}:{name}:s{seed}", fingerprint("layers", fp_train, data_fps[name], VAL_MAX_TOKENS),
+                    lambda: layer_rows(rep, ckpt_dir, config_path, data_paths, name, seed, opts.jobs, opts.device))
                 if rep == "frame_ae":
                     ae_dirs[name] = ckpt_dir
                 targets = [name] + ([n for n in names if n != name] if opts.cross_lingual and name == names[0] else [])
@@ -397,11 +403,18 @@ def _run_stages(opts: MainJobOptions, types: list[str], config_file: Path, confi
         "datasets": names,
         "data_paths": str(data_paths),
         "stage_seconds": cache.timings,
+        "stage_details": cache.details,
         "stages_skipped": cache.skipped,
         "wall_seconds": round(time.time() - t_start, 1),
+        "work_seconds": round(sum(cache.timings.values()), 1),
+        "commit": runinfo.code_commit(),
+        "machine": {**{k: v for k, v in machine_start.items() if k != "load"}, "load_at_start": machine_start["load"],
+                    "load_at_end": runinfo.load_average()},
+        "corpus": {name: runinfo.corpus_stats(data_paths, name) for name in names},
+        "val_tokens": VAL_MAX_TOKENS,
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    results = {"meta": meta, "rows": rows, "training": training}
+    results = {"meta": meta, "rows": rows, "training": training, "layers": layer_table}
     if awe_table:
         results["awe"] = awe_table
     if encoder_section:

@@ -19,6 +19,7 @@ import sys
 
 from .errors import UserError
 from .pipeline import ACTIONS, REPRESENTATION_TYPES, add_run_options, options_from_args, run_action
+from .run_options import LEGACY_LANGUAGE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint_path", help="folder where checkpoints are saved or loaded")
     p.add_argument("save_path_positional", nargs="?", default=None, metavar="save_path",
                    help="same as --save_path (the original README's example passes it here)")
-    add_run_options(p)
+    add_run_options(p, None, language=LEGACY_LANGUAGE)  # every option: the action is a positional here
     p.set_defaults(func=_run)
     return p
 

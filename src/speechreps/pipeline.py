@@ -7,6 +7,10 @@
 
 Behaviour worth knowing:
 
+- ``speechreps <action> --help`` lists only the options that action uses (:data:`OPTION_ACTIONS`);
+  ``learn_speech_reps`` takes them all. ``--language`` defaults to the built-in corpus's
+  ``synth_en`` for ``speechreps`` and to the original's ``english_full`` for ``learn_speech_reps``.
+
 - ``data_paths.json``: ``--data-paths FILE``; by default ``./data_paths.json``, else
   ``./data/data_paths.json``, else ``./config/data_paths.json`` (where the original kept it).
 - ``train`` starts from scratch, or with ``--load-from-epoch N`` resumes from ``CKPT_DIR/epoch_N.pt``
@@ -37,10 +41,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import UserError
+from .run_options import ACTIONS, DEFAULT_LANGUAGE, LOG_EVERY_S, VAL_MAX_TOKENS, add_run_options
 
 REPRESENTATION_TYPES = ("apc", "cpc", "capc", "frame_ae", "frame_cae")
-ACTIONS = ("train", "evaluate", "extract", "all")
-VAL_MAX_TOKENS = 300
 SPLIT_FLAGS = {"train": "extract_training", "validation": "extract_validation", "test": "extract_test"}
 
 
@@ -48,50 +51,12 @@ SPLIT_FLAGS = {"train": "extract_training", "validation": "extract_validation", 
 # Options
 
 
-def add_run_options(p: argparse.ArgumentParser) -> None:
-    """The options of train / evaluate / extract / all (shared by ``speechreps`` and ``learn_speech_reps``)."""
-    p.add_argument("--language", default="english_full",
-                   help="dataset name in data_paths.json to train (and evaluate) on (default: english_full)")
-    p.add_argument("--load-from-epoch", type=int, default=None, metavar="N",
-                   help="train: resume from CKPT_DIR/epoch_N.pt; evaluate/extract: use that checkpoint")
-    p.add_argument("--resume", action="store_true", help="train: resume from the newest CKPT_DIR/epoch_N.pt if any")
-    p.add_argument("--save_path", "--save-path", dest="save_path", default=None, metavar="P",
-                   help="folder for extracted features (required for extract and all)")
-    p.add_argument("--extract-language", default=None, metavar="L",
-                   help="dataset to extract (and evaluate) features of (default: --language)")
-    p.add_argument("--extract-training", action="store_true", help="extract the training split")
-    p.add_argument("--extract-validation", action="store_true", help="extract the validation split")
-    p.add_argument("--extract-test", action="store_true", help="extract the test split (none of the three: all three)")
-    p.add_argument("--data-paths", default=None, metavar="FILE",
-                   help="data_paths.json (default: ./data_paths.json, else ./data/data_paths.json, else ./config/data_paths.json)")
-    p.add_argument("--pairs", default=None, metavar="FILE",
-                   help="capc / frame_cae: term-pair file to train on (discovered terms; frames into the training utterances)")
-    p.add_argument("--layer", default=None,
-                   help="layer to evaluate / extract: a layer name, 'default' or 'all' "
-                        "(default: all layers for evaluate, the model's default layer for extract)")
-    p.add_argument("--utterances", action="store_true",
-                   help="extract: whole utterances (keys of the utterance archive) instead of word tokens, e.g. as "
-                        "input for speechreps discover; splits without word tokens get this anyway")
-    p.add_argument("--isolated", action="store_true",
-                   help="encode word tokens on their own instead of in their utterance's context")
-    p.add_argument("--checkpoint", choices=("best", "last"), default="best",
-                   help="evaluate / extract: which checkpoint without --load-from-epoch (default: best, else last)")
-    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--jobs", type=int, default=None, help="CPU threads for torch and for the DTW evaluation")
-    p.add_argument("--val-tokens", type=int, default=VAL_MAX_TOKENS, metavar="N",
-                   help=f"train: validation AP (picks best.pt) by DTW on a fixed subset of N validation tokens "
-                        f"(default {VAL_MAX_TOKENS}); 0: downsampled AP on all of them (fast)")
-    p.add_argument("--workers", type=int, default=0, metavar="N",
-                   help="train: data-loader processes that collate batches (default 0: in the training process)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-
-
 @dataclass
 class RunOptions:
     representation_type: str
     config: Path
     ckpt_dir: Path
-    language: str = "english_full"
+    language: str = DEFAULT_LANGUAGE
     load_from_epoch: int | None = None
     resume: bool = False
     save_path: Path | None = None
@@ -111,6 +76,7 @@ class RunOptions:
     # the zero-resource track picks by discovered terms and records what gold labels would have picked
     reference_language: str | None = None
     utterances: bool = False
+    log_every: float = LOG_EVERY_S
 
 
 def options_from_args(args: argparse.Namespace, action: str) -> RunOptions:
@@ -123,25 +89,32 @@ def options_from_args(args: argparse.Namespace, action: str) -> RunOptions:
     config = Path(args.config_file)
     if not config.is_file():
         raise UserError(f"config file {config} does not exist")
-    if action in ("extract", "all") and not args.save_path:
+    if action in ("extract", "all") and not getattr(args, "save_path", None):
         raise UserError(f"action {action!r} needs --save_path (the folder for the extracted features)")
     if args.load_from_epoch is not None and args.load_from_epoch < 0:
         raise UserError(f"--load-from-epoch must be >= 0, got {args.load_from_epoch}")
-    if args.val_tokens < 0:
-        raise UserError(f"--val-tokens must be >= 0, got {args.val_tokens}")
-    if getattr(args, "workers", 0) < 0:
-        raise UserError(f"--workers must be >= 0, got {args.workers}")
+    val_tokens = getattr(args, "val_tokens", VAL_MAX_TOKENS)
+    if val_tokens < 0:
+        raise UserError(f"--val-tokens must be >= 0, got {val_tokens}")
+    workers = getattr(args, "workers", 0)
+    if workers < 0:
+        raise UserError(f"--workers must be >= 0, got {workers}")
     if args.jobs is not None and args.jobs < 1:
         raise UserError(f"--jobs must be >= 1, got {args.jobs}")
-    splits = [s for s, flag in SPLIT_FLAGS.items() if getattr(args, flag)] or list(SPLIT_FLAGS)
+    log_every = getattr(args, "log_every", LOG_EVERY_S)
+    if log_every < 0:
+        raise UserError(f"--log-every must be >= 0, got {log_every}")
+    splits = [s for s, flag in SPLIT_FLAGS.items() if getattr(args, flag, False)] or list(SPLIT_FLAGS)
+    save_path, pairs = getattr(args, "save_path", None), getattr(args, "pairs", None)
     return RunOptions(
         representation_type=rep, config=config, ckpt_dir=Path(args.checkpoint_path), language=args.language,
-        load_from_epoch=args.load_from_epoch, resume=args.resume,
-        save_path=Path(args.save_path) if args.save_path else None, extract_language=args.extract_language,
+        load_from_epoch=args.load_from_epoch, resume=getattr(args, "resume", False),
+        save_path=Path(save_path) if save_path else None, extract_language=getattr(args, "extract_language", None),
         splits=splits, data_paths=resolve_data_paths(args.data_paths),
-        pairs=Path(args.pairs) if args.pairs else None, layer=args.layer, isolated=args.isolated,
-        checkpoint=args.checkpoint, device=args.device, jobs=args.jobs, progress=not args.no_progress,
-        val_tokens=args.val_tokens, workers=getattr(args, "workers", 0),
+        pairs=Path(pairs) if pairs else None, layer=getattr(args, "layer", None),
+        isolated=getattr(args, "isolated", False), checkpoint=getattr(args, "checkpoint", "best"),
+        device=args.device, jobs=args.jobs, progress=not getattr(args, "no_progress", False),
+        val_tokens=val_tokens, workers=workers, log_every=log_every,
         utterances=getattr(args, "utterances", False),
     )
 
@@ -182,6 +155,16 @@ def _load_dataset(opts: RunOptions, name: str | None = None):
     return load_dataset(opts.data_paths, name or opts.language)
 
 
+def validation_subset(n_tokens: int, max_tokens: int = VAL_MAX_TOKENS, seed: int = 0):
+    """Indices of the fixed random subset of at most ``max_tokens`` of ``n_tokens`` validation tokens
+    that training validation scores by DTW (all of them when there are fewer; sorted)."""
+    import numpy as np
+
+    if 0 < max_tokens < n_tokens:
+        return np.sort(np.random.default_rng(seed).choice(n_tokens, size=max_tokens, replace=False))
+    return np.arange(n_tokens)
+
+
 def make_validator(ds, model, device, n_jobs: int | None = None, max_tokens: int = VAL_MAX_TOKENS, seed: int = 0
                    ) -> Callable[[Any], dict[str, float]] | None:
     """A function ``model -> {"val_ap": ..., ...}`` on the validation word tokens, or None without them.
@@ -193,7 +176,6 @@ def make_validator(ds, model, device, n_jobs: int | None = None, max_tokens: int
     over all validation tokens (cheap), ``val_ap_cross_speaker`` the DTW cross-speaker AP of the subset.
     ``max_tokens=0``: no DTW; ``val_ap`` is the downsampled AP over all tokens.
     """
-    import numpy as np
 
     from .data.archive import load_archive
     from .evaluate.samediff import word_tokens
@@ -206,9 +188,7 @@ def make_validator(ds, model, device, n_jobs: int | None = None, max_tokens: int
     words = {k: words[k] for k in keys}
     utt_path = ds.data.get("validation")
     utterances = load_archive(utt_path) if utt_path is not None and utt_path.is_file() and utt_path != words_path else None
-    subset = np.arange(len(keys))
-    if 0 < max_tokens < len(keys):
-        subset = np.sort(np.random.default_rng(seed).choice(len(keys), size=max_tokens, replace=False))
+    subset = validation_subset(len(keys), max_tokens, seed)
 
     def validate(m) -> dict[str, float]:
         from .extract import word_features
@@ -322,7 +302,7 @@ def _train_locked(opts: RunOptions, rep: str, cfg, device, log: Callable[[str], 
         validate = _with_reference(validate, make_validator(_load_dataset(opts, opts.reference_language), model,
                                                             device, opts.jobs, opts.val_tokens))
     trainer = Trainer(model, train_set, cfg, opts.ckpt_dir, rep, device=device, validate=validate,
-                      progress=opts.progress, log=log, workers=opts.workers)
+                      progress=opts.progress, log=log, workers=opts.workers, log_every=opts.log_every)
     result = trainer.fit(load_from_epoch=load_from)
     if result.best_ap is not None:
         log(f"{rep}: best validation AP {result.best_ap:.4f} at epoch {result.best_epoch}")
@@ -486,5 +466,5 @@ def register_action(sub: argparse._SubParsersAction, action: str, help: str) -> 
     """Add ``speechreps <action> TYPE CONFIG CKPT_DIR [options]``."""
     p = sub.add_parser(action, help=help, description=f"{help[0].upper()}{help[1:]}.")
     add_positionals(p)
-    add_run_options(p)
+    add_run_options(p, action)
     p.set_defaults(func=lambda args: run_action(action, options_from_args(args, action)))

@@ -13,33 +13,29 @@ Several seeds of one setting are shown as mean +- standard deviation.
 from __future__ import annotations
 
 import json
-import statistics
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 
+from .report_figures import plot_pr_curves, plot_token_maps, plot_training_curves, plot_validation_curves
+from .report_tables import corpus_table, layer_table, mean_std, stage_table, training_table, validation_table
+
 SPLITS = ("validation", "test")
 ALL_SPLITS = ("validation", "test", "all")  # "all": a zero-resource dataset's one split
 DISTANCES = ("downsample", "dtw")
-
-
-def _mean_std(values: list[float]) -> str:
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f}±{statistics.stdev(values):.3f}"
 
 
 def _setting(row: dict) -> tuple:
     return (row["features"], row.get("layer") or "", row.get("trained_on") or "", row["evaluated_on"])
 
 
-def samediff_table(rows: Iterable[dict[str, Any]], splits=None, distances=DISTANCES) -> str:
+def samediff_table(rows: Iterable[dict[str, Any]], splits=None, distances=DISTANCES,
+                   metrics: tuple[str, ...] = ("ap", "ap_cross_speaker")) -> str:
     """A markdown table: one line per (features, layer, trained on, evaluated on), columns per
-    split x distance x (all positives, cross-speaker positives); splits: those the rows have."""
+    split x distance x metric (default: AP over all positives and over cross-speaker positives);
+    splits: those the rows have."""
     rows = list(rows)
     splits = splits or [s for s in ALL_SPLITS if any(r["split"] == s for r in rows)] or SPLITS
     cells: dict[tuple, dict[tuple, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -48,95 +44,20 @@ def samediff_table(rows: Iterable[dict[str, Any]], splits=None, distances=DISTAN
         key = _setting(r)
         if key not in cells:
             order.append(key)
-        for which in ("ap", "ap_cross_speaker"):
+        for which in metrics:
             if r.get(which) is not None:
                 cells[key][(r["split"], r["distance"], which)].append(float(r[which]))
     head = ["features", "layer", "trained on", "evaluated on"]
-    cols = [(s, d, w) for s in splits for d in distances for w in ("ap", "ap_cross_speaker")]
-    short = {"downsample": "down", "dtw": "DTW", "ap": "AP", "ap_cross_speaker": "xspk AP", "validation": "val", "test": "test", "all": "all"}
+    cols = [(s, d, w) for s in splits for d in distances for w in metrics]
+    short = {"downsample": "down", "dtw": "DTW", "ap": "AP", "ap_cross_speaker": "xspk AP", "prb": "PRB",
+             "validation": "val", "test": "test", "all": "all"}
     head += [f"{short[s]} {short[d]} {short[w]}" for s, d, w in cols]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for key in order:
         feats, layer, trained, evaluated = key
-        vals = [_mean_std(cells[key].get(c, [])) for c in cols]
+        vals = [mean_std(cells[key].get(c, [])) for c in cols]
         lines.append("| " + " | ".join([feats, layer or "-", trained or "-", evaluated, *vals]) + " |")
     return "\n".join(lines)
-
-
-def plot_training_curves(curves: dict[str, list[tuple[int, float]]], path: Path) -> Path | None:
-    """Loss per epoch, one line per model (each normalised by its first epoch's loss, since the
-    models' losses have different units)."""
-    if not curves:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for label, pts in sorted(curves.items()):
-        if not pts:
-            continue
-        ep, loss = zip(*pts)
-        axes[0].plot(ep, loss, marker=".", label=label)
-        axes[1].plot(ep, np.asarray(loss) / (loss[0] or 1.0), marker=".", label=label)
-    axes[0].set(xlabel="epoch", ylabel="training loss", yscale="log", title="training loss")
-    axes[1].set(xlabel="epoch", ylabel="loss / first-epoch loss", title="relative training loss")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def plot_pr_curves(curves: dict[str, tuple[list[float], list[float]]], path: Path, title: str) -> Path | None:
-    """Precision against recall, one line per feature type."""
-    if not curves:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    for label, (precision, recall) in curves.items():
-        ax.plot(recall, precision, label=label)
-    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title=title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def plot_token_maps(maps: dict[str, tuple[np.ndarray, list[str]]], path: Path, seed: int = 0) -> Path | None:
-    """t-SNE of fixed-size (downsampled) token vectors, one panel per feature type, coloured by word."""
-    if not maps:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.manifold import TSNE
-
-    fig, axes = plt.subplots(1, len(maps), figsize=(5.2 * len(maps), 4.6), squeeze=False)
-    for ax, (name, (vectors, labels)) in zip(axes[0], maps.items()):
-        perplexity = max(2.0, min(30.0, (len(vectors) - 1) / 3))
-        xy = TSNE(n_components=2, perplexity=perplexity, random_state=seed, init="pca").fit_transform(vectors)
-        words = sorted(set(labels))
-        cmap = plt.get_cmap("tab10" if len(words) <= 10 else "tab20")
-        for i, w in enumerate(words):
-            sel = np.array([lab == w for lab in labels])
-            ax.scatter(xy[sel, 0], xy[sel, 1], s=12, color=cmap(i % cmap.N), label=w)
-        ax.set(title=name, xticks=[], yticks=[])
-    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def _best_model(rows: list[dict]) -> tuple[str, str, str] | None:
@@ -180,59 +101,98 @@ def _token_maps(run_dir: Path, rows: list[dict], data_paths: Path, n_words: int 
     return maps, best
 
 
-def write_report(run_dir: Path, results: dict, data_paths: Path) -> Path:
-    """Write ``report.md`` and its figures into ``run_dir``; returns the report's path."""
-    from .fileio import write_text
+def _header(meta: dict) -> list[str]:
+    """What was run, how long the work took (the stage times recorded when each stage ran, also
+    for stages this invocation reused), on what code and machine."""
+    m = meta.get("machine") or {}
+    ran = len(meta["stage_seconds"]) - len(meta["stages_skipped"])
+    load = lambda x: "/".join(f"{v:.1f}" for v in x) if x else "unknown"  # noqa: E731
+    work = meta.get("work_seconds", sum(meta["stage_seconds"].values()))
+    return [
+        "# speechreps main job",
+        "",
+        f"The work took **{work / 60:.1f} minutes**: the sum of the stage times under *Stages*, each recorded "
+        f"by the run that did the stage. This invocation finished {meta['finished']} after "
+        f"{meta['wall_seconds'] / 60:.1f} minutes; it ran {ran} stages and reused {len(meta['stages_skipped'])} "
+        "from earlier runs.",
+        "",
+        f"Code: speechreps {meta['speechreps_version']}, commit {meta.get('commit', 'unknown')}; Python "
+        f"{meta['python']}, torch {meta['torch']}, numpy {meta['numpy']}, {meta['platform']}.",
+        f"Machine: {m.get('cpus', '?')} CPUs, {m.get('torch_threads', '?')} torch threads "
+        f"(--jobs {m.get('jobs_option') or 'not given'}){', GPU ' + m['cuda'] if m.get('cuda') else ''}; "
+        f"load average (1/5/15 minutes) {load(m.get('load_at_start'))} at the start and "
+        f"{load(m.get('load_at_end'))} at the end of this invocation (each stage's load is under *Stages*).",
+        f"Datasets: {', '.join(meta['datasets'])}; seeds: {', '.join(map(str, meta['seeds']))}; "
+        f"config: `{meta['config_file']}`.",
+        "",
+    ]
 
-    run_dir = Path(run_dir)
-    rows, meta, training = results["rows"], results["meta"], results["training"]
-    figures = {}
+
+def _figures(run_dir: Path, rows: list[dict], meta: dict, training: dict, data_paths: Path) -> dict:
+    figures: dict[str, Any] = {}
     curves = {f"{t['rep']} {t['dataset']} s{t['seed']}": [tuple(p) for p in t["curve"]] for t in training.values()}
     figures["training"] = plot_training_curves(curves, run_dir / "training_curves.png")
+    val = {f"{t['rep']} {t['dataset']} s{t['seed']}": t.get("val_curve") or [] for t in training.values()}
+    figures["validation"] = plot_validation_curves(val, run_dir / "validation_curves.png")
     first = meta["datasets"][0] if meta["datasets"] else None
     pr = {}
     for r in rows:
         if r.get("pr_curve") and r["evaluated_on"] == first and (r["trained_on"] in (None, first)) and r["seed"] in (None, meta["seeds"][0]):
             label = "MFCC" if r["features"] == "mfcc" else f"{r['features']} ({r['layer']})"
             pr[label] = (r["pr_curve"]["precision"], r["pr_curve"]["recall"])
+    figures["first"] = first
     figures["pr"] = plot_pr_curves(pr, run_dir / "precision_recall.png", f"test words, {first}, DTW")
-    maps, best = _token_maps(run_dir, rows, data_paths)
+    maps, figures["best"] = _token_maps(run_dir, rows, data_paths)
     figures["tsne"] = plot_token_maps(maps, run_dir / "token_map.png")
+    return figures
 
+
+def write_report(run_dir: Path, results: dict, data_paths: Path) -> Path:
+    """Write ``report.md`` and its figures into ``run_dir``; returns the report's path."""
+    from .fileio import write_text
+
+    run_dir = Path(run_dir)
+    rows, meta, training = results["rows"], results["meta"], results["training"]
+    fig = _figures(run_dir, rows, meta, training, data_paths)
     table = samediff_table(rows)
-    lines = [
-        "# speechreps main job",
-        "",
-        f"Finished {meta['finished']} in {meta['wall_seconds'] / 60:.1f} minutes "
-        f"({len(meta['stages_skipped'])} stages reused from an earlier run). speechreps {meta['speechreps_version']}, "
-        f"Python {meta['python']}, torch {meta['torch']}, numpy {meta['numpy']}, {meta['platform']}.",
-        f"Datasets: {', '.join(meta['datasets'])}; seeds: {', '.join(map(str, meta['seeds']))}; "
-        f"config: `{meta['config_file']}`.",
-        "",
+    several = " With several seeds: mean±standard deviation." if len(meta["seeds"]) > 1 else ""
+    lines = _header(meta) + [
         "## Same-different average precision",
         "",
-        "AP over all same-word pairs and over cross-speaker pairs only (xspk), on validation and test words, "
+        "AP over all same-word pairs and over cross-speaker pairs only (xspk), on all validation and test words, "
         "with downsampled (10 frames, cosine) and DTW (cosine, cost / (n + m)) distances. Learned features "
         "are each model's default layer, encoded in context. *trained on* differing from *evaluated on* is "
-        "the cross-lingual setting." + (" With several seeds: mean±standard deviation." if len(meta["seeds"]) > 1 else ""),
+        "the cross-lingual setting." + several,
         "",
         table,
         "",
-        "## Training",
+        "Precision-recall breakeven (PRB) beside AP, all same-word pairs:",
         "",
-        "| model | dataset | seed | minutes | frames/s | best validation AP (epoch) |",
-        "|---|---|---|---|---|---|",
+        samediff_table(rows, metrics=("ap", "prb")),
+        "",
     ]
-    for t in training.values():
-        best_ap = "-" if t.get("best_ap") is None else f"{t['best_ap']:.3f} ({t.get('best_epoch')})"
-        lines.append(f"| {t['rep']} | {t['dataset']} | {t['seed']} | {t['seconds'] / 60:.1f} | "
-                     f"{t.get('frames_per_second', 0):.0f} | {best_ap} |")
-    lines += ["", "## Figures", ""]
-    if figures["training"]:
+    if results.get("layers"):
+        lines += ["## Every layer", "",
+                  "Each model's layers on its own dataset: DTW AP on the validation subset that training "
+                  "validates on (see *Training*), downsampled AP on all validation and test tokens. "
+                  "*(default)* marks the layer extracted and shown in the main table." + several, "",
+                  *layer_table(results["layers"]), ""]
+    lines += ["## Training", "", *training_table(training, meta.get("val_tokens", 300)), ""]
+    val_lines = validation_table(training)
+    if val_lines:
+        lines += ["Validation AP against epoch and minutes of training:", "", *val_lines, ""]
+    if fig["validation"]:
+        lines += ["![validation curves](validation_curves.png)", ""]
+    if meta.get("corpus"):
+        lines += ["## Corpus", "", "Read from the prepared archives (minutes: frames of the utterance segments "
+                  "/ 6000; same-different tokens: the word tokens scored).", "", *corpus_table(meta["corpus"]), ""]
+    lines += ["## Figures", ""]
+    if fig["training"]:
         lines += ["Training loss per epoch:", "", "![training curves](training_curves.png)", ""]
-    if figures["pr"]:
-        lines += [f"Precision-recall on the test words of {first} (DTW):", "", "![precision-recall](precision_recall.png)", ""]
-    if figures["tsne"]:
+    if fig["pr"]:
+        lines += [f"Precision-recall on the test words of {fig['first']} (DTW):", "", "![precision-recall](precision_recall.png)", ""]
+    if fig["tsne"]:
+        best = fig["best"]
         lines += [f"t-SNE of downsampled test tokens of the most frequent words of {best[2]}: MFCC and the best "
                   f"learned features by validation DTW AP ({best[0]}, layer {best[1]}):", "", "![token map](token_map.png)", ""]
     if results.get("awe"):
@@ -241,9 +201,8 @@ def write_report(run_dir: Path, results: dict, data_paths: Path) -> Path:
         lines += ["## Pretrained encoders, layer by layer", "", results["encoders"], ""]
     if results.get("zero_resource"):
         lines += ["## Zero-resource track: discovered pairs", "", results["zero_resource"]["markdown"], ""]
-    lines += ["## Stages", "", "| stage | seconds |", "|---|---|"]
-    lines += [f"| {k} | {v:.1f} |" for k, v in meta["stage_seconds"].items()]
-    lines += ["", "## Config", "", "```json", json.dumps(meta["config"], indent=2), "```", ""]
+    lines += ["## Stages", "", *stage_table(meta.get("stage_details") or {}, meta["stage_seconds"]), ""]
+    lines += ["## Config", "", "```json", json.dumps(meta["config"], indent=2), "```", ""]
     path = run_dir / "report.md"
     write_text(path, "\n".join(lines))
     write_text(run_dir / "table.md", table + "\n")

@@ -11,12 +11,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__
 from .fileio import write_json
+
+
+def _load() -> float | None:
+    """The 1-minute load average (None where the OS has none)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
 
 
 def fingerprint(*parts: Any) -> str:
@@ -32,6 +41,9 @@ class StageCache:
         self.log = log
         self.timings: dict[str, float] = {}
         self.skipped: list[str] = []
+        #: per stage: seconds, when it finished and the load average before and after, as recorded by
+        #: the run that did the work (a reused stage keeps its own), and whether this run reused it
+        self.details: dict[str, dict[str, Any]] = {}
 
     def _path(self, name: str) -> Path:
         return self.dir / (name.replace(":", "__").replace("/", "-") + ".json")
@@ -53,13 +65,17 @@ class StageCache:
             if record.get("fingerprint") == fp:
                 self.skipped.append(name)
                 self.timings[name] = record.get("seconds", 0.0)
+                self.details[name] = {**{k: record.get(k) for k in ("seconds", "finished", "load")}, "reused": True}
                 self.log(f"[{name}] up to date, skipped")
                 return record["result"]
         self.log(f"[{name}] running")
-        t0 = time.time()
+        t0, load0 = time.time(), _load()
         result = fn()
         seconds = round(time.time() - t0, 2)
         self.timings[name] = seconds
-        write_json(path, {"name": name, "fingerprint": fp, "seconds": seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "result": result})
+        finished, load = time.strftime("%Y-%m-%dT%H:%M:%S"), [load0, _load()]
+        self.details[name] = {"seconds": seconds, "finished": finished, "load": load, "reused": False}
+        write_json(path, {"name": name, "fingerprint": fp, "seconds": seconds, "finished": finished, "load": load,
+                          "result": result})
         self.log(f"[{name}] done in {seconds:.1f} s")
         return result

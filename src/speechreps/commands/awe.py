@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..run_options import DEFAULT_LANGUAGE
+
 ORDER = 60
 
 
@@ -52,7 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                      "(--pairs), else the dataset's train_pairs, else same-word pairs of its training word tokens.")
     t.add_argument("config", metavar="CONFIG", help='JSON config with an "awe" section (e.g. configs/demo.json)')
     t.add_argument("ckpt_dir", metavar="CKPT_DIR", help="folder for checkpoints and metrics")
-    t.add_argument("--language", default="english_full", help="dataset name in data_paths.json (default: english_full)")
+    t.add_argument("--language", default=DEFAULT_LANGUAGE,
+                   help=f"dataset name in data_paths.json (default: {DEFAULT_LANGUAGE}, the built-in English corpus)")
     t.add_argument("--pairs", default=None, metavar="FILE", help="term-pair file (frames into the training utterances)")
     t.add_argument("--load-from-epoch", type=int, default=None, metavar="N", help="resume from CKPT_DIR/epoch_N.pt")
     t.add_argument("--resume", action="store_true", help="resume from the newest CKPT_DIR/epoch_N.pt if any")

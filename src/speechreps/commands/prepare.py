@@ -14,7 +14,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Compute features for an audio corpus (audio in audio/, wav/, flac/ or the folder itself; "
         "optional word alignments: *.wrd, *.ctm or TextGrids; optional speakers.list and "
         "speakers/{train,validation,test}.txt) and register it in OUT/data_paths.json. Prints one line "
-        "saying what it found. Work is skipped when OUT already holds the same preparation (--force redoes it).",
+        "saying what it found. Work is skipped when OUT already holds the same preparation (--force redoes it). "
+        "Default split, without speaker lists (or --zero-resource): the speakers in sorted order, the last quarter "
+        "for test, the quarter before it for validation (at least one each from 3 speakers on), the rest (about "
+        "half) for training. Default speaker rule (auto): nchlt for NCHLT-style ids (nchlt-tso-001m-0007 -> 001m), "
+        "else buckeye (the id up to its first '_': s06_02a -> s06).",
     )
     p.add_argument("corpus", help="corpus folder")
     p.add_argument("out", help="output folder (data_paths.json and one folder per dataset)")
@@ -38,8 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pair-min-chars", type=int, default=5, help="training word pairs: minimum characters (5)")
     p.add_argument("--max-pairs-per-word", type=int, default=100, help="cap on training pairs per word type")
     p.add_argument("--speaker-rule", default="auto",
-                   help="how to read a speaker from an utterance id: auto (from the ids' style), buckeye, nchlt, "
-                        "or a regex with group 'speaker'")
+                   help="how to read a speaker from an utterance id: auto (default: nchlt for NCHLT-style ids, else "
+                        "buckeye), buckeye (up to the first '_': s06_02a -> s06), nchlt (nchlt-tso-001m-0007 -> "
+                        "001m), or a regex with group 'speaker'")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=None, help="parallel processes (default: all cores)")
     p.add_argument("--strict", action="store_true", help="make skipped alignment lines an error")

@@ -40,6 +40,7 @@ import torch
 from ..crash import kill_point
 from ..errors import UserError
 from ..fileio import write_json, write_text
+from ..progress import Heartbeat, bars_enabled
 from . import checkpoint as ckpt
 from . import distributed as dist_
 from .budget import apply_step_budget
@@ -215,6 +216,7 @@ class Trainer:
         log: Callable[[str], None] = print,
         tensorboard: bool = True,
         workers: int = 0,
+        log_every: float = 30.0,
     ):
         self.device = torch.device(device) if device is not None else default_device()
         self.distributed = dist_.init_from_env(self.device)
@@ -237,6 +239,7 @@ class Trainer:
         self.progress = progress and self.main
         self.log = log if self.main else (lambda msg: None)
         self.tensorboard = tensorboard
+        self.log_every = float(log_every)  # seconds between progress lines when no bar is drawn
         self.num_epochs = blocks if blocks is not None else int(_get(cfg, "num_epochs", 1))
         self.interval = max(1, int(_get(cfg, "checkpoint_interval", 1)))
         self.validate_every = int(_get(cfg, "validate_every", 0))
@@ -345,9 +348,13 @@ class Trainer:
         t0 = time.perf_counter()
         bar = tqdm(total=len(sampler), desc=f"{self.rep_type} epoch {self.epoch + 1}/{self.num_epochs}",
                    disable=None if self.progress else True, leave=False, dynamic_ncols=True)
+        # no bar (not a terminal, or --no-progress): a line with the rate and time left now and then
+        beat = Heartbeat(f"{self.rep_type} epoch {self.epoch + 1}/{self.num_epochs}", len(sampler), self.log,
+                         every=0.0 if bars_enabled(self.progress) else self.log_every)
         for refs, batch in self._batches(sampler):
             batch = batch.to(self.device)
-            frames += self.train_set.n_frames(refs)
+            n_frames = self.train_set.n_frames(refs)
+            frames += n_frames
             with self._autocast():
                 loss, metrics = self.ddp(batch) if self.ddp is not None else self.model.loss(batch)
             self.optimizer.zero_grad(set_to_none=True)
@@ -362,6 +369,7 @@ class Trainer:
             for name, v in (metrics or {}).items():
                 sums[name] = sums.get(name, 0.0) + float(v)
             bar.update(1)
+            beat.update(1, n_frames)
             if n_batches % 10 == 0 or n_batches == len(sampler):
                 total_loss = float(total)
                 if not math.isfinite(total_loss):
