@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from samediff import cells as _cells, make_tokens as _tokens  # noqa: E402  (bench/samediff.py's DTW tokens)
 from train import make_batches  # noqa: E402  (bench/train.py: batches shaped as the trainer's)
 
 from speechreps.config import load_config  # noqa: E402
@@ -51,16 +52,6 @@ TYPES = ("apc", "cpc", "capc", "frame_ae", "frame_cae")
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-
-
-def _tokens(n: int, dim: int, seed: int = 0) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return [rng.standard_normal((int(rng.integers(40, 121)), dim)).astype(np.float32) for _ in range(n)]
-
-
-def _cells(segs: list[np.ndarray]) -> float:
-    lens = np.array([len(s) for s in segs], dtype=np.float64)
-    return float((lens.sum() ** 2 - (lens ** 2).sum()) / 2)
 
 
 def dtw_rows(device: str, n_gpu: int, n_cpu: int) -> list[tuple[str, str, str, str]]:
