@@ -161,7 +161,7 @@ def main_job_row(device: str) -> tuple[str, str, str, str]:
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         total = (time.perf_counter() - t0) / 60
         results = json.loads((Path(tmp) / "results.json").read_text())
-        times = results.get("stage_seconds", {})
+        times = (results.get("meta") or results).get("stage_seconds", {})
         train = sum(v for k, v in times.items() if "train" in k) / 60
     return (f"main job, English only ({device})", f"training stage {train:.1f} min", f"whole job {total:.1f} min", "-")
 
