@@ -50,9 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also score a pretrained HuBERT / wav2vec 2.0 / WavLM from a local folder (config.json + "
                         "model.safetensors) layer by layer, its best layer as extra rows (repeatable)")
     p.add_argument("--discover", action="store_true",
-                   help="the zero-resource track: also discover word pairs in each language's training audio (speechreps discover, no "
-                        "transcription), train CAPC and frame CAE on them (best epoch picked without labels) and "
-                        "report them beside the gold-pair models, with the discovery's own scores")
+                   help="the zero-resource track: also discover word pairs in each language's training audio "
+                        "(speechreps discover, no transcription), train CAPC and frame CAE on them (best epoch "
+                        "picked without labels) and report them beside the gold-pair models, with the "
+                        "discovery's own scores")
     p.add_argument("--jobs", type=int, default=None, help="CPU threads/processes (default: all cores)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
