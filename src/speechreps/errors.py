@@ -14,6 +14,12 @@ class UserError(Exception):
     """Bad input from the user: printed as one line by the CLI, exit status 2."""
 
 
+def check_jobs(jobs: int | None) -> None:
+    """``--jobs`` (CPU threads / processes) must be at least 1 when given: one check for every command."""
+    if jobs is not None and jobs < 1:
+        raise UserError(f"--jobs must be >= 1, got {jobs}")
+
+
 class DataWarning(UserWarning):
     """Something in the input was skipped; counted and reported, an error under ``--strict``."""
 

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import UserError
+from .errors import UserError, check_jobs
 from .run_options import ACTIONS, DEFAULT_LANGUAGE, LOG_EVERY_S, VAL_MAX_TOKENS, add_run_options
 
 REPRESENTATION_TYPES = ("apc", "cpc", "capc", "frame_ae", "frame_cae")
@@ -99,8 +99,7 @@ def options_from_args(args: argparse.Namespace, action: str) -> RunOptions:
     workers = getattr(args, "workers", 0)
     if workers < 0:
         raise UserError(f"--workers must be >= 0, got {workers}")
-    if args.jobs is not None and args.jobs < 1:
-        raise UserError(f"--jobs must be >= 1, got {args.jobs}")
+    check_jobs(args.jobs)
     log_every = getattr(args, "log_every", LOG_EVERY_S)
     if log_every < 0:
         raise UserError(f"--log-every must be >= 0, got {log_every}")

@@ -135,13 +135,12 @@ def _inputs_from_args(args, device):
 def _setup(args):
     import torch
 
-    from ..errors import UserError
+    from ..errors import check_jobs
     from ..train.trainer import default_device
 
     jobs = getattr(args, "jobs", None)
+    check_jobs(jobs)
     if jobs is not None:
-        if jobs < 1:
-            raise UserError(f"--jobs must be >= 1, got {jobs}")
         torch.set_num_threads(jobs)
     return default_device(args.device)
 

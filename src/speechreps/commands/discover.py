@@ -55,10 +55,9 @@ def run(args: argparse.Namespace) -> int:
     from ..data.archive import load_archive
     from ..discover.config import DiscoverConfig
     from ..discover.pipeline import discover_to_folder
-    from ..errors import UserError
+    from ..errors import check_jobs
 
-    if args.jobs is not None and args.jobs < 1:
-        raise UserError(f"--jobs must be >= 1, got {args.jobs}")
+    check_jobs(args.jobs)
     cfg = DiscoverConfig()
     overrides = {name: getattr(args, name) for name in ("window_lengths", "hop", "k", "dtw_z", "dtw_threshold",
                                                          "index", "max_pairs_per_cluster", "seed", "jobs")}

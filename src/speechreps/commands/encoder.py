@@ -52,11 +52,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..encoders.layers import EncoderOptions, run_encoder
     from ..encoders.model import read_model_folder
-    from ..errors import UserError
+    from ..errors import check_jobs
     from ..pipeline import resolve_data_paths
 
-    if args.jobs is not None and args.jobs < 1:
-        raise UserError(f"--jobs must be >= 1, got {args.jobs}")
+    check_jobs(args.jobs)
     read_model_folder(args.model)  # a bad folder fails before torch is imported
     data_paths = resolve_data_paths(args.data_paths)
     import torch

@@ -61,11 +61,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import UserError
+    from ..errors import UserError, check_jobs
     from ..experiment import MainJobOptions, run_main_job
 
-    if args.jobs is not None and args.jobs < 1:
-        raise UserError(f"--jobs must be >= 1, got {args.jobs}")
+    check_jobs(args.jobs)
     force: set[str] | bool = False if args.force is None else (set(args.force) if args.force else True)
     if args.corpus and args.dataset:
         raise UserError("--corpus and --dataset: give one or the other")

@@ -47,7 +47,7 @@ import numpy as np
 
 from .. import __version__
 from ..crash import die_with_parent, kill_point
-from ..errors import UserError, WarningCounter
+from ..errors import UserError, WarningCounter, check_jobs
 from ..fileio import atomic_path, os_user_error
 from . import publish
 from .alignments import TermPair, WordAlignment, same_label_pairs, unique_words
@@ -256,8 +256,7 @@ def prepare_corpus(
     """
     options = options or PrepareOptions()
     log = log or (lambda msg: None)
-    if jobs is not None and jobs < 1:
-        raise UserError(f"--jobs must be >= 1, got {jobs}")
+    check_jobs(jobs)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name or ""):
         raise UserError(f"dataset name {name!r} is not usable: letters, digits, '_', '.', '-' only")
     t0 = time.time()
