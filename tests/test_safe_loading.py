@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -146,4 +145,3 @@ def test_truncated_checkpoint_is_one_line(tmp_path):
     with pytest.raises(UserError, match="cannot be read") as info:
         ckpt.load(tmp_path / "a.pt")
     assert "\n" not in str(info.value)
-    shutil.rmtree(tmp_path)
