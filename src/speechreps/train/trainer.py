@@ -41,6 +41,7 @@ from ..crash import kill_point
 from ..errors import UserError
 from ..fileio import write_json, write_text
 from ..progress import Heartbeat, bars_enabled
+from ..threads import training_threads
 from . import checkpoint as ckpt
 from . import distributed as dist_
 from .budget import apply_step_budget
@@ -418,7 +419,8 @@ class Trainer:
 
         Rank 0 holds the checkpoint folder's lock throughout: a second run into it fails at once.
         """
-        with checkpoint_lock(self.ckpt_dir) if self.main else contextlib.nullcontext():
+        with checkpoint_lock(self.ckpt_dir) if self.main else contextlib.nullcontext(), \
+                training_threads(self.model, self.device):  # 1 thread for the frame MLPs (threads.py)
             return self._fit(load_from_epoch)
 
     def _fit(self, load_from_epoch: int | None) -> TrainResult:
