@@ -81,7 +81,8 @@ def _mode_env(mode: str) -> tuple[dict[str, str], int | None]:
 
 
 def _competitor(kind: str, isolate: bool) -> subprocess.Popen:
-    code = "while True: pass"
+    # dies with the worker (Linux: PR_SET_PDEATHSIG = 1, SIGKILL), so that a killed run leaves no spinner
+    code = "try:\n import ctypes; ctypes.CDLL(None).prctl(1, 9)\nexcept Exception:\n pass\nwhile True: pass"
     if isolate:  # its own session, at the same autogroup nice as the worker's
         code = f"open('/proc/self/autogroup', 'w').write('{ISOLATE_NICE}')\n" + code
     return subprocess.Popen([sys.executable, "-c", code], start_new_session=isolate or kind == "session")
@@ -98,9 +99,9 @@ def _training_step(stage: str, config: str, threads: int | None):
     cfg = load_config(config, stage)
     runner = _Runner(stage, cfg, original_style=False)
     if threads is None:
-        from speechreps.threads import training_threads
+        from speechreps.threads import threads_for  # what Trainer.fit uses, of the cores torch would use
 
-        threads = training_threads(runner.model, torch.device("cpu"))
+        threads = threads_for(runner.model, torch.device("cpu"), torch.get_num_threads())
     torch.set_num_threads(threads)
     batches = make_batches(runner.kind, cfg, 8, torch.Generator().manual_seed(0))
     state = {"i": 0}
@@ -145,6 +146,7 @@ def worker(args: argparse.Namespace) -> None:
     isolated = set_autogroup_nice(ISOLATE_NICE) if args.isolate else "not isolated"
     env, threads = _mode_env(args.mode)
     os.environ.update(env)  # before torch (and with it libgomp) is imported
+    import speechreps  # noqa: F401  (first, as the CLIs do: in mode "on" it sets passive OpenMP waiting)
     if args.stage == "dtw":
         step, threads = _dtw_step(threads, args.dtw_tokens)
     else:

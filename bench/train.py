@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+import speechreps  # noqa: F401  (before torch: passive OpenMP waiting, see speechreps/threads.py)
 import torch
 
 from speechreps.config import load_config
