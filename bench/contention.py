@@ -7,7 +7,8 @@
 
 A stage is one model's training step (APC, CPC, CAPC, frame AE, frame CAE: forward, backward, clipping,
 Adam, on batches shaped as the trainer's, from bench/train.py) at the sizes in ``--config`` (default
-configs/demo.json), or the numba all-pairs DTW kernel (D = 39 word-like tokens, bench/samediff.py).
+configs/demo.json), the numba all-pairs DTW kernel (D = 39 word-like tokens, bench/samediff.py), or the
+cosine distances of 2,000 downsampled tokens (speechreps.evaluate.downsample: numpy / OpenBLAS).
 Each (stage, mode) runs in a fresh worker process, because the OpenMP runtime reads its environment once,
 when torch is imported. The worker warms up, then alternates ``--rounds`` times: ``--seconds`` idle, then
 ``--seconds`` with one competing process (a busy Python loop it starts and kills itself), and prints the
@@ -41,7 +42,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-STAGES = ("apc", "cpc", "capc", "frame_ae", "frame_cae", "dtw")
+STAGES = ("apc", "cpc", "capc", "frame_ae", "frame_cae", "dtw", "downsample")
 # libgomp's spin count when neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT is set (its documented default)
 GOMP_DEFAULT_SPIN = "300000"
 ISOLATE_NICE = -19
@@ -133,6 +134,21 @@ def _dtw_step(threads: int | None, n_tokens: int):
     return step, threads or numba.config.NUMBA_NUM_THREADS
 
 
+def _downsample_step(n_tokens: int):
+    sys.path.insert(0, str(HERE))
+    from samediff import make_tokens
+
+    from speechreps.evaluate.downsample import pairwise_downsample
+
+    segs = make_tokens(n_tokens, 39)
+
+    def step() -> float:
+        pairwise_downsample(segs)
+        return n_tokens * (n_tokens - 1) / 2 / 1e6
+
+    return step, 1
+
+
 def _rate(step, seconds: float) -> float:
     done, t0 = 0.0, time.perf_counter()
     while True:
@@ -149,6 +165,8 @@ def worker(args: argparse.Namespace) -> None:
     import speechreps  # noqa: F401  (first, as the CLIs do: in mode "on" it sets passive OpenMP waiting)
     if args.stage == "dtw":
         step, threads = _dtw_step(threads, args.dtw_tokens)
+    elif args.stage == "downsample":
+        step, threads = _downsample_step(2000)
     else:
         step, threads = _training_step(args.stage, args.config, threads)
     _rate(step, min(1.0, args.seconds))  # warm-up: compilation, allocator, caches
@@ -185,6 +203,10 @@ def run_worker(stage: str, mode: str, args: argparse.Namespace) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _num(x: float) -> str:
+    return f"{x:,.0f}" if x >= 100 else f"{x:.2f}"
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--stages", default=",".join(STAGES))
@@ -209,10 +231,10 @@ def main(argv: list[str] | None = None) -> None:
     print("| stage | mode | threads | idle | with 1 competitor | slowdown | load (1 min) |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for stage in args.stages.split(","):
-        unit = "Mcells/s" if stage == "dtw" else "frames/s"
+        unit = {"dtw": "Mcells/s", "downsample": "Mpairs/s"}.get(stage, "frames/s")
         for mode in modes:
             r = run_worker(stage, mode, args)
-            print(f"| {stage} | {mode} | {r['threads']} | {r['idle']:,.0f} {unit} | {r['busy']:,.0f} | "
+            print(f"| {stage} | {mode} | {r['threads']} | {_num(r['idle'])} {unit} | {_num(r['busy'])} | "
                   f"{r['idle'] / r['busy']:.2f}x | {r['load']:.2f} |", flush=True)
     print(f"# {uptime()}")
 

@@ -14,6 +14,11 @@ about its idle speed (bench/contention.py measures it). So:
   torch is first imported; ``speechreps/__init__.py`` calls this, so importing speechreps (any CLI, any
   ``import speechreps.x``) before torch is enough. A value already in the environment is left alone: set
   ``OMP_WAIT_POLICY=ACTIVE`` (or ``GOMP_SPINCOUNT``) yourself on a machine you have to yourself.
+  numpy's OpenBLAS threads spin after each call too (2^28 cycles by default): the cosine distances of
+  downsampled tokens, thousands of small matrix-vector products, ran 25x slower beside one busy process.
+  ``OPENBLAS_THREAD_TIMEOUT=4`` (its minimum) makes them sleep at once; it takes effect when set before
+  numpy's import, which the CLIs do, and :func:`speechreps.evaluate.downsample.pairwise_downsample` also
+  runs its products on one BLAS thread (they are too small to split).
 - :func:`training_threads` picks torch's thread count while one model trains: the frame AE / CAE MLPs,
   whose operations are small, run faster on one thread even on an idle machine (a parallel region costs
   more than their matrix products gain); the others keep every thread they were given (``--jobs``).
@@ -29,23 +34,27 @@ import contextlib
 import os
 from collections.abc import Iterator
 
-# What configure_runtime sets when the environment says nothing about OpenMP waiting.
-PASSIVE_ENV = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
-# Variables that, when the user has set any of them, mean "leave the waiting policy to me".
-_USER_WAIT_KEYS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
+# What configure_runtime sets, per runtime, and the variables that, when the user has set any of them,
+# mean "leave this runtime's waiting to me". OpenBLAS (numpy's BLAS) threads also spin after a call
+# (2^28 cycles by default); OPENBLAS_THREAD_TIMEOUT=4 (2^4, its minimum) makes them sleep at once.
+PASSIVE_ENV = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0", "OPENBLAS_THREAD_TIMEOUT": "4"}
+_RUNTIMES = (
+    (("OMP_WAIT_POLICY", "KMP_BLOCKTIME"), ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")),
+    (("OPENBLAS_THREAD_TIMEOUT",), ("OPENBLAS_THREAD_TIMEOUT",)),
+)
 
 
 def configure_runtime(environ: os._Environ | dict | None = None) -> dict[str, str]:
-    """Set passive OpenMP waiting in ``environ`` (default ``os.environ``) unless the user chose a policy.
-
-    Returns what was set (empty when nothing was). Effective only before the OpenMP runtime is loaded
-    (before ``import torch`` in this process); child processes inherit it either way.
-    """
+    """Set passive waiting in ``environ`` (default ``os.environ``) for each runtime whose waiting the user
+    has not chosen. Returns what was set. Effective only before the runtime is loaded (OpenMP: before
+    ``import torch``; OpenBLAS: before ``import numpy``) in this process; child processes inherit it."""
     env = os.environ if environ is None else environ
-    if any(k in env for k in _USER_WAIT_KEYS):
-        return {}
-    env.update(PASSIVE_ENV)
-    return dict(PASSIVE_ENV)
+    done: dict[str, str] = {}
+    for keys, user_keys in _RUNTIMES:
+        if not any(k in env for k in user_keys):
+            done.update({k: PASSIVE_ENV[k] for k in keys})
+    env.update(done)
+    return done
 
 
 def threads_for(model, device, available: int) -> int:
