@@ -191,14 +191,6 @@ class FrameCAEConfig(FrameAEConfig):
     ae_checkpoint: str | None = None
 
 
-CONFIG_CLASSES: dict[str, type[TrainingConfig]] = {
-    "apc": APCConfig,
-    "cpc": CPCConfig,
-    "capc": CAPCConfig,
-    "frame_ae": FrameAEConfig,
-    "frame_cae": FrameCAEConfig,
-}
-
 # Original keys that mean nothing here: accepted, ignored.
 IGNORED_KEYS: dict[str, str] = {
     "dframe": "frames keep all their dimensions; use input_dim",
@@ -285,9 +277,9 @@ def _coerce(value: Any, tp) -> Any:
 
 def config_from_dict(section: dict, representation_type: str, source: str = "<dict>") -> TrainingConfig:
     """Build and validate the config of ``representation_type`` from its section (a dict)."""
-    if representation_type not in CONFIG_CLASSES:
-        raise UserError(f"unknown representation type {representation_type!r} (choose from {', '.join(CONFIG_CLASSES)})")
-    cls = CONFIG_CLASSES[representation_type]
+    from .model_types import get
+
+    cls = get(representation_type).config
     where = f"{source}: [{representation_type}]"
     if not isinstance(section, dict):
         raise UserError(f"{where} must be a JSON object of key: value, got {type(section).__name__}")
@@ -333,8 +325,9 @@ def load_config(path: str | os.PathLike, representation_type: str) -> TrainingCo
         raise UserError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: must be a JSON object with one section per representation type")
-    if representation_type not in CONFIG_CLASSES:
-        raise UserError(f"unknown representation type {representation_type!r} (choose from {', '.join(CONFIG_CLASSES)})")
+    from .model_types import get
+
+    get(representation_type)  # an unknown type is a one-line error before the file's sections are read
     if representation_type not in data:
         have = ", ".join(k for k in data if not k.startswith(("_", "#"))) or "none"
         raise UserError(f"{path}: missing section [{representation_type}] (sections present: {have})")
@@ -354,11 +347,3 @@ def planned_epochs(cfg: TrainingConfig) -> int:
 def config_to_dict(cfg: TrainingConfig) -> dict:
     """The config as a JSON-ready dict (all keys, defaults filled in); ``config_from_dict`` reads it back."""
     return dataclasses.asdict(cfg)
-
-
-def representation_type_of(cfg: TrainingConfig) -> str:
-    """The representation type whose config class ``cfg`` is."""
-    for name, cls in CONFIG_CLASSES.items():
-        if type(cfg) is cls:
-            return name
-    raise TypeError(f"not a registered config: {type(cfg).__name__}")

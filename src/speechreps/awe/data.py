@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import model_types
 from ..data.archive import format_key, load_archive, parse_word_key
 from ..data.alignments import same_label_pairs
 from ..data.pairs import SegmentLookup
@@ -88,22 +89,15 @@ class ModelInput(InputFeatures):
 
     def __init__(self, ckpt_dir: str | Path, layer: str | None = None, device: Any = "cpu",
                  checkpoint: str = "best"):
-        from ..pipeline import RunOptions, load_trained_model
-        from ..train import checkpoint as ckpt
+        from ..trained import load_trained_model
 
         self.ckpt_dir = Path(ckpt_dir)
         if not self.ckpt_dir.is_dir():
             raise UserError(f"frame-level model folder {self.ckpt_dir} does not exist")
-        path = ckpt.find_checkpoint(self.ckpt_dir, prefer=checkpoint)
-        state = ckpt.load(path, map_location="cpu")
-        rep = state.get("representation_type")
-        if not rep:
-            raise UserError(f"checkpoint {path} does not say which representation type it holds")
-        self.rep_type = rep
-        opts = RunOptions(representation_type=rep, config=self.ckpt_dir / "config.json", ckpt_dir=self.ckpt_dir,
-                          checkpoint=checkpoint)
         self.device = device
-        self.model, self.path, _ = load_trained_model(opts, device)
+        self.model, self.path, _ = load_trained_model(self.ckpt_dir, prefer=checkpoint, config=self.ckpt_dir / "config.json",
+                                                         device=device)
+        rep = self.rep_type = model_types.type_of_config(self.model.cfg)
         self.layer = layer or self.model.default_layer
         if self.layer not in self.model.layers:
             raise UserError(f"layer {self.layer!r}: the {rep} model of {self.ckpt_dir} has layers {', '.join(self.model.layers)}")

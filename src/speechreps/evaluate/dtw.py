@@ -332,7 +332,7 @@ def _pairwise_dtw_numba(segs: list[np.ndarray], normalize: str, n_jobs: int | No
         from tqdm import tqdm
 
         bar = tqdm(total=len(out), unit="pair", unit_scale=True, disable=None if progress else True,
-                   desc="DTW", leave=False)  # fmt: skip
+                   desc="DTW", leave=False, delay=2)  # fmt: skip
         for q in blocks:
             if len(q) == 0:
                 continue
@@ -431,7 +431,7 @@ def _pairwise_dtw_torch(segs: list[np.ndarray], normalize: str, device: str, pro
 
     pairs_total = len(out)
     bar = tqdm(total=pairs_total, unit="pair", unit_scale=True, disable=None if progress else True,
-               desc="DTW", leave=False)  # fmt: skip
+               desc="DTW", leave=False, delay=2)  # fmt: skip
     with torch.no_grad():
         for ta in range(n_tiles):
             xa, la = padded[ta]

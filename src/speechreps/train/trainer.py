@@ -19,12 +19,13 @@ shared batch list); only rank 0 writes checkpoints, metrics and logs, and valida
 processes (the epoch's batch list is drawn first, in this process, so sampler state stays exact).
 
 Validation AP decides ``best.pt``: the trainer calls ``validate(model)`` (in eval mode, without
-gradients), which returns a dict with at least ``val_ap``; see :func:`speechreps.pipeline.make_validator`.
+gradients), which returns a dict with at least ``val_ap``; see :func:`speechreps.evaluate.scoring.make_validator`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import random
@@ -37,6 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..config import TrainingConfig
 from ..crash import kill_point
 from ..errors import UserError
 from ..fileio import write_json, write_text
@@ -64,22 +66,6 @@ def default_device(requested: str | None = None) -> torch.device:
             raise UserError(f"--device {requested}: CUDA is not available on this machine")
         return device
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def _get(cfg: Any, name: str, default: Any) -> Any:
-    value = getattr(cfg, name, default)
-    return default if value is None else value
-
-
-def config_dict(cfg: Any) -> dict[str, Any]:
-    """A config dataclass (or dict / namespace) as a plain JSON-able dict."""
-    import dataclasses
-
-    if dataclasses.is_dataclass(cfg):
-        return dataclasses.asdict(cfg)
-    if isinstance(cfg, dict):
-        return dict(cfg)
-    return dict(vars(cfg))
 
 
 @dataclass
@@ -196,7 +182,8 @@ def make_optimizer(parameters, learning_rate: float) -> torch.optim.Adam:
 class Trainer:
     """Trains ``model`` on ``train_set`` with the training fields of ``cfg``; writes to ``ckpt_dir``.
 
-    ``cfg`` fields used: learning_rate, lr_milestones, lr_gamma, num_epochs (or num_steps and
+    ``cfg`` is a :class:`~speechreps.config.TrainingConfig` (any subclass: the frame models' and the
+    AWE models'), validated at load; fields used: learning_rate, lr_milestones, lr_gamma, num_epochs (or num_steps and
     steps_per_epoch, see :mod:`speechreps.train.budget`), checkpoint_interval,
     grad_clip (<= 0 or None: no clipping), amp (CUDA only), amp_dtype (``float16`` with a gradient scaler,
     or ``bfloat16`` without one), validate_every (0: never), seed.
@@ -207,7 +194,7 @@ class Trainer:
         self,
         model: torch.nn.Module,
         train_set: Any,
-        cfg: Any,
+        cfg: TrainingConfig,
         ckpt_dir: str | Path,
         representation_type: str,
         device: torch.device | str | None = None,
@@ -240,16 +227,16 @@ class Trainer:
         self.log = log if self.main else (lambda msg: None)
         self.tensorboard = tensorboard
         self.log_every = float(log_every)  # seconds between progress lines when no bar is drawn
-        self.num_epochs = blocks if blocks is not None else int(_get(cfg, "num_epochs", 1))
-        self.interval = max(1, int(_get(cfg, "checkpoint_interval", 1)))
-        self.validate_every = int(_get(cfg, "validate_every", 0))
-        self.grad_clip = float(_get(cfg, "grad_clip", 0.0))
-        self.optimizer = make_optimizer(model.parameters(), float(_get(cfg, "learning_rate", 1e-3)))
+        self.num_epochs = blocks if blocks is not None else cfg.num_epochs
+        self.interval = max(1, cfg.checkpoint_interval)
+        self.validate_every = cfg.validate_every
+        self.grad_clip = float(cfg.grad_clip or 0.0)
+        self.optimizer = make_optimizer(model.parameters(), cfg.learning_rate)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
-            self.optimizer, milestones=list(_get(cfg, "lr_milestones", [])), gamma=float(_get(cfg, "lr_gamma", 0.1))
+            self.optimizer, milestones=list(cfg.lr_milestones), gamma=cfg.lr_gamma
         )
-        self.amp = bool(_get(cfg, "amp", False)) and self.device.type == "cuda"
-        dtype_name = str(_get(cfg, "amp_dtype", "float16"))
+        self.amp = cfg.amp and self.device.type == "cuda"
+        dtype_name = cfg.amp_dtype
         if dtype_name not in ("float16", "bfloat16"):
             raise UserError(f"config amp_dtype: {dtype_name!r} is not float16 or bfloat16")
         self.amp_dtype = getattr(torch, dtype_name)
@@ -271,7 +258,7 @@ class Trainer:
             "rng": ckpt.rng_state(),
             "world_size": self.world,
             "epoch": self.epoch,
-            "config": config_dict(self.cfg),
+            "config": dataclasses.asdict(self.cfg),
             "representation_type": self.rep_type,
             "best": {"val_ap": self.best_ap, "epoch": self.best_epoch},
             "versions": ckpt.versions(),
@@ -309,9 +296,9 @@ class Trainer:
         ``learning_rate`` would be recorded in config.json but silently not used.
         """
         names = ("learning_rate", "lr_milestones", "lr_gamma")
-        new = {"learning_rate": float(_get(self.cfg, "learning_rate", 1e-3)),
-               "lr_milestones": sorted(int(m) for m in _get(self.cfg, "lr_milestones", [])),
-               "lr_gamma": float(_get(self.cfg, "lr_gamma", 0.1))}
+        new = {"learning_rate": float(self.cfg.learning_rate),
+               "lr_milestones": sorted(int(m) for m in self.cfg.lr_milestones),
+               "lr_gamma": float(self.cfg.lr_gamma)}
         old = {n: saved.get(n) for n in names}
         if old["lr_milestones"] is not None:
             old["lr_milestones"] = sorted(int(m) for m in old["lr_milestones"])
@@ -430,7 +417,7 @@ class Trainer:
             self.log(f"resumed from {path} (epoch {self.epoch})")
         start = self.epoch
         if self.main:
-            write_json(self.ckpt_dir / "config.json", {self.rep_type: config_dict(self.cfg)})
+            write_json(self.ckpt_dir / "config.json", {self.rep_type: dataclasses.asdict(self.cfg)})
             metrics = _Metrics(self.ckpt_dir, start, self.tensorboard)
         else:
             metrics = _NoMetrics()
