@@ -112,9 +112,9 @@ def train(opts: RunOptions, log: Callable[[str], None] = print, cfg: TrainingCon
     device = setup_device(opts.device, opts.jobs)
     if not distributed.is_main():  # under DDP only rank 0 talks
         return _train_locked(opts, rep, cfg, device, lambda msg: None)
-    from .train.trainer import checkpoint_lock
+    from .train.checkpoint import folder_lock
 
-    with checkpoint_lock(opts.ckpt_dir):  # before any work: a second run into CKPT_DIR fails at once
+    with folder_lock(opts.ckpt_dir):  # before any work: a second run into CKPT_DIR fails at once
         return _train_locked(opts, rep, cfg, device, log)
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import random
 import time
@@ -41,11 +40,12 @@ import torch
 from ..config import TrainingConfig
 from ..crash import kill_point
 from ..errors import UserError
-from ..fileio import write_json, write_text
+from ..fileio import write_json
 from ..progress import Heartbeat, bars_enabled
 from . import checkpoint as ckpt
 from . import distributed as dist_
 from .budget import apply_step_budget
+from .metrics import MetricsLog, NoMetrics
 
 
 def seed_everything(seed: int) -> None:
@@ -84,75 +84,6 @@ class TrainResult:
     @property
     def frames_per_second(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
-
-
-class _Metrics:
-    """``metrics.jsonl`` (rewritten atomically each epoch) and TensorBoard scalars."""
-
-    def __init__(self, ckpt_dir: Path, start_epoch: int, tensorboard: bool = True):
-        self.path = ckpt_dir / "metrics.jsonl"
-        self.rows: list[dict[str, Any]] = []
-        if self.path.is_file() and start_epoch > 0:
-            for line in self.path.read_text().splitlines():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if int(row.get("epoch", 0)) <= start_epoch:
-                    self.rows.append(row)
-        self.writer = None
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.writer = SummaryWriter(str(ckpt_dir / "tensorboard"), purge_step=start_epoch + 1)
-            except Exception as exc:  # tensorboard missing or broken: metrics.jsonl still has everything
-                import warnings
-
-                warnings.warn(f"TensorBoard logging disabled: {exc}")
-
-    def add(self, row: dict[str, Any]) -> None:
-        self.rows.append(row)
-        write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.rows))
-        if self.writer is not None:
-            epoch = row["epoch"]
-            for name, value in row.items():
-                if name != "epoch" and isinstance(value, (int, float)) and not isinstance(value, bool):
-                    group = "val" if name.startswith("val_") else ("speed" if name in ("seconds", "frames_per_s") else "train")
-                    self.writer.add_scalar(f"{group}/{name}", value, epoch)
-            self.writer.flush()
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
-def checkpoint_lock(ckpt_dir: Path):
-    """The exclusive lock of a checkpoint folder (one training run at a time)."""
-    from ..locks import exclusive
-
-    return exclusive(Path(ckpt_dir) / ".lock", f"checkpoint folder {ckpt_dir}")
-
-
-def repair_folder(ckpt_dir: Path, log: Callable[[str], None]) -> None:
-    """What a killed run left in ``ckpt_dir``: temporaries removed, lagging last.pt / best.pt relinked."""
-    from ..crash import remove_stale_temporaries
-
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(ckpt_dir)
-    fixed = ckpt.repair(ckpt_dir)
-    if fixed:
-        log(f"{ckpt_dir}: {' and '.join(fixed)} lagged behind the newest epoch file (an interrupted run); relinked")
-
-
-class _NoMetrics:
-    """What ranks other than 0 log: nothing."""
-
-    def add(self, row: dict[str, Any]) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 class _Collated(torch.utils.data.Dataset):
@@ -405,12 +336,12 @@ class Trainer:
 
         Rank 0 holds the checkpoint folder's lock throughout: a second run into it fails at once.
         """
-        with checkpoint_lock(self.ckpt_dir) if self.main else contextlib.nullcontext():
+        with ckpt.folder_lock(self.ckpt_dir) if self.main else contextlib.nullcontext():
             return self._fit(load_from_epoch)
 
     def _fit(self, load_from_epoch: int | None) -> TrainResult:
         if self.main:
-            repair_folder(self.ckpt_dir, self.log)
+            ckpt.repair_folder(self.ckpt_dir, self.log)
         if load_from_epoch is not None:
             path = ckpt.find_checkpoint(self.ckpt_dir, epoch=load_from_epoch)
             self.load(path)
@@ -418,9 +349,9 @@ class Trainer:
         start = self.epoch
         if self.main:
             write_json(self.ckpt_dir / "config.json", {self.rep_type: dataclasses.asdict(self.cfg)})
-            metrics = _Metrics(self.ckpt_dir, start, self.tensorboard)
+            metrics = MetricsLog(self.ckpt_dir, start, self.tensorboard)
         else:
-            metrics = _NoMetrics()
+            metrics = NoMetrics()
         history, total_frames, total_seconds = [], 0, 0.0
         try:
             while self.epoch < self.num_epochs:
