@@ -94,7 +94,9 @@ def test_streaming_prepare_equals_in_memory_cmvn(tone_corpus, tmp_path):
     """prepare streams (raw features on disk, per-speaker statistics merged): same keys and order as the
     all-in-memory computation, values within float32 rounding (atol 1e-5 on unit-variance features)."""
     from speechreps.data.features import speaker_cmvn
-    from speechreps.data.prepare import PrepareOptions, compute_corpus_features, find_corpus, prepare_corpus
+    from speechreps.data.corpus import find_corpus
+    from speechreps.data.corpus_features import compute_corpus_features
+    from speechreps.data.prepare import PrepareOptions, prepare_corpus
 
     opts = PrepareOptions(min_frames=20, min_chars=5, pair_min_frames=20, pair_min_chars=5)
     prepare_corpus(tone_corpus, tmp_path / "out", "tones", opts, jobs=1, progress=False)
