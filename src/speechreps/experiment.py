@@ -248,13 +248,51 @@ def _run_stages(opts: MainJobOptions, types: list[str], config_file: Path, confi
         data_paths, names, data_fps = builtin_datasets(opts, cache)
 
     rows: list[dict] = []
-    layer_table: list[dict] = []
     for name in names:
         rows += cache.run(f"baseline:{name}", fingerprint("baseline", data_fps[name]),
                           lambda: _baseline(data_paths, name, opts))
 
-    training: dict[str, dict] = {}
     seeds = [opts.base_seed + k for k in range(opts.seeds)]
+    model_rows, layer_table, training = _model_stages(opts, types, config_file, data_paths, names, data_fps, seeds, cache)
+    rows += model_rows
+
+    encoder_section = None
+    if opts.encoders:
+        from .encoders.job import encoder_stages
+
+        encoder_rows, encoder_section = encoder_stages(opts, data_paths, names, data_fps, cache)
+        rows += encoder_rows
+
+    zr_track = None
+    if opts.discover:
+        from .zero_resource import markdown, run_track
+
+        zr_track = run_track(config_file, data_paths, names, data_fps, training, types, seeds[0], opts, cache)
+        zr_track["markdown"] = markdown(zr_track, rows, seeds[0])
+    awe_table = _awe_comparison(config_file, data_paths, names, training, seeds[0], opts, cache) if opts.awe else None
+
+    from .report import write_report
+
+    meta = _meta(types, config_file, config, seeds, names, data_paths, cache, machine_start, t_start)
+    results = {"meta": meta, "rows": rows, "training": training, "layers": layer_table}
+    if awe_table:
+        results["awe"] = awe_table
+    if encoder_section:
+        results["encoders"] = encoder_section
+    if zr_track:
+        results["zero_resource"] = zr_track
+    write_json(opts.run_dir / "results.json", results)
+    report = write_report(opts.run_dir, results, data_paths)
+    return report
+
+
+def _model_stages(opts: MainJobOptions, types: list[str], config_file: Path, data_paths: Path, names: list[str],
+                  data_fps: dict[str, str], seeds: list[int], cache: StageCache) -> tuple[list[dict], list[dict], dict]:
+    """Train, per-layer-score and evaluate every type on every dataset for every seed (stages 4-5);
+    returns the table rows, the per-layer rows and the training records."""
+    rows: list[dict] = []
+    layer_table: list[dict] = []
+    training: dict[str, dict] = {}
     for seed in seeds:
         trained_dirs: dict[str, dict[str, Path]] = {name: {} for name in names}  # dataset -> type -> ckpt_dir
         for rep in types:
@@ -284,24 +322,13 @@ def _run_stages(opts: MainJobOptions, types: list[str], config_file: Path, confi
                         fingerprint("evaluate", fp_train, data_fps[target]),
                         lambda: _evaluate_model(rep, ckpt_dir, data_paths, name, target, seed, opts))
 
-    encoder_section = None
-    if opts.encoders:
-        from .encoders.job import encoder_stages
+    return rows, layer_table, training
 
-        encoder_rows, encoder_section = encoder_stages(opts, data_paths, names, data_fps, cache)
-        rows += encoder_rows
 
-    zr_track = None
-    if opts.discover:
-        from .zero_resource import markdown, run_track
-
-        zr_track = run_track(config_file, data_paths, names, data_fps, training, types, seeds[0], opts, cache)
-        zr_track["markdown"] = markdown(zr_track, rows, seeds[0])
-    awe_table = _awe_comparison(config_file, data_paths, names, training, seeds[0], opts, cache) if opts.awe else None
-
-    from .report import write_report
-
-    meta = {
+def _meta(types: list[str], config_file: Path, config: dict, seeds: list[int], names: list[str],
+          data_paths: Path, cache: StageCache, machine_start: dict, t_start: float) -> dict:
+    """The run facts recorded in results.json and the report: versions, config, stage times, machine, corpus."""
+    return {
         "speechreps_version": __version__,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
@@ -324,16 +351,6 @@ def _run_stages(opts: MainJobOptions, types: list[str], config_file: Path, confi
         "val_tokens": VAL_MAX_TOKENS,
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    results = {"meta": meta, "rows": rows, "training": training, "layers": layer_table}
-    if awe_table:
-        results["awe"] = awe_table
-    if encoder_section:
-        results["encoders"] = encoder_section
-    if zr_track:
-        results["zero_resource"] = zr_track
-    write_json(opts.run_dir / "results.json", results)
-    report = write_report(opts.run_dir, results, data_paths)
-    return report
 
 
 def _awe_comparison(config_file: Path, data_paths: Path, names: list[str], training: dict[str, dict], seed: int,
