@@ -41,6 +41,7 @@ import torch
 
 from .. import model_types
 from ..data.archive import format_key, load_archive, parse_word_key
+from ..data.datasets import pad
 from ..data.alignments import same_label_pairs
 from ..data.pairs import SegmentLookup
 from ..errors import UserError, WarningCounter
@@ -242,16 +243,6 @@ def training_pairs(ds, inputs: InputFeatures, pairs_file: str | Path | None = No
 
 # ---------------------------------------------------------------------------------------------
 # Batches
-
-
-def pad(arrays: Sequence[np.ndarray], dim: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """List of (T_i, D) arrays -> zero-padded (B, T_max, D) float32 and (B,) long lengths."""
-    lengths = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
-    d = arrays[0].shape[1] if dim is None else dim
-    out = np.zeros((len(arrays), int(lengths.max()), d), dtype=np.float32)
-    for i, a in enumerate(arrays):
-        out[i, : len(a)] = a
-    return torch.from_numpy(out), torch.from_numpy(lengths)
 
 
 @dataclass
