@@ -13,6 +13,7 @@ import torch
 from speechreps.config import config_from_dict
 from speechreps.data.datasets import make_training_set
 from speechreps.data.registry import load_dataset
+from speechreps.model_types import MODEL_TYPES
 from speechreps.models import build_model
 from speechreps.threads import PASSIVE_ENV, configure_runtime, threads_for, training_threads
 from speechreps.train.trainer import Trainer, seed_everything
@@ -76,13 +77,14 @@ def test_user_choice_is_left_alone():
 
 def test_threads_per_model():
     frame = build_model("frame_ae", config_from_dict(TINY_CONFIG["frame_ae"], "frame_ae"))
+    cae = build_model("frame_cae", config_from_dict(TINY_CONFIG["frame_cae"], "frame_cae"))
     apc = build_model("apc", config_from_dict(TINY_CONFIG["apc"], "apc"))
-    assert threads_for(frame, torch.device("cpu"), 4) == 1
+    assert threads_for(frame, torch.device("cpu"), 4) == 1 and threads_for(cae, torch.device("cpu"), 4) == 1
     assert threads_for(apc, torch.device("cpu"), 4) == 4
     assert threads_for(frame, torch.device("cuda"), 4) == 4  # constructing a device needs no GPU
 
 
-@pytest.mark.parametrize("rep,expected", [("frame_ae", 1), ("apc", 2)])
+@pytest.mark.parametrize("rep,expected", [("frame_ae", 1), ("frame_cae", 1), ("apc", 2)])
 def test_trainer_uses_them_and_restores(tmp_path, rep, expected):
     ds = load_dataset(make_toy_dataset(tmp_path / "toy"), "toy")
     cfg = config_from_dict({**TINY_CONFIG[rep], "num_epochs": 1, "validate_every": 0}, rep)
@@ -91,7 +93,7 @@ def test_trainer_uses_them_and_restores(tmp_path, rep, expected):
     seen = []
     loss = model.loss
     model.loss = lambda batch: (seen.append(torch.get_num_threads()), loss(batch))[1]
-    trainer = Trainer(model, make_training_set(rep, model.batch_kind, cfg, ds), cfg, tmp_path / "ck", rep,
+    trainer = Trainer(model, make_training_set(MODEL_TYPES[rep].batch_kind, cfg, ds), cfg, tmp_path / "ck", rep,
                       device="cpu", progress=False, log=lambda s: None, tensorboard=False)  # fmt: skip
     before = torch.get_num_threads()
     torch.set_num_threads(2)

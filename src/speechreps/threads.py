@@ -38,6 +38,8 @@ from collections.abc import Iterator
 # mean "leave this runtime's waiting to me". OpenBLAS (numpy's BLAS) threads also spin after a call
 # (2^28 cycles by default); OPENBLAS_THREAD_TIMEOUT=4 (2^4, its minimum) makes them sleep at once.
 PASSIVE_ENV = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0", "OPENBLAS_THREAD_TIMEOUT": "4"}
+# Batch kinds (speechreps.model_types) of the frame-level MLPs, which train on one thread.
+FRAME_KINDS = ("frame", "frame_pair")
 _RUNTIMES = (
     (("OMP_WAIT_POLICY", "KMP_BLOCKTIME"), ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")),
     (("OPENBLAS_THREAD_TIMEOUT",), ("OPENBLAS_THREAD_TIMEOUT",)),
@@ -62,10 +64,20 @@ def threads_for(model, device, available: int) -> int:
     frame-level MLP on the CPU (its operations are too small to split: on 2 idle cores the frame CAE ran at
     ~95,000 frames/s on one thread against ~65,000 on two), else ``available``."""
     on_cpu = getattr(device, "type", str(device)) == "cpu"
-    model = getattr(model, "module", model)  # under DDP, the wrapped model
-    if on_cpu and getattr(model, "batch_kind", None) == "frame_pair":
+    if on_cpu and _batch_kind(model) in FRAME_KINDS:
         return 1
     return max(1, int(available))
+
+
+def _batch_kind(model) -> str | None:
+    """The registered batch kind of ``model``'s type (from its config), or None for an unregistered one."""
+    from . import model_types
+
+    model = getattr(model, "module", model)  # under DDP, the wrapped model
+    try:
+        return model_types.get(model_types.type_of_config(model.cfg)).batch_kind
+    except (AttributeError, TypeError):
+        return None
 
 
 @contextlib.contextmanager
