@@ -34,6 +34,7 @@ from .config import AWEConfig, awe_config_to_dict
 
 # Row order of the table: input features.
 FEATURE_ORDER = ("mfcc", "apc", "cpc", "capc", "frame_ae", "frame_cae")
+MODEL_NAMES = {"cae_rnn": "CAE-RNN", "contrastive_rnn": "ContrastiveRNN"}
 
 
 @dataclass
@@ -84,7 +85,7 @@ def run_job(job: CompareJob, data_paths: Path, cfg: AWEConfig, out_dir: Path, se
     """Train and score one CAE-RNN (or reuse its ``row.json``); returns the row."""
     from ..data.registry import load_dataset
     from .data import MFCCInput, ModelInput
-    from .train import CAE_TYPE, InputSpec, evaluate_awe, load_awe, train_awe
+    from .train import InputSpec, evaluate_awe, load_awe, train_awe
 
     cfg = dataclasses.replace(cfg, seed=seed)
     job_dir = Path(out_dir) / job.features / (job.trained_on or "-") / job.dataset / f"s{seed}"
@@ -95,7 +96,7 @@ def run_job(job: CompareJob, data_paths: Path, cfg: AWEConfig, out_dir: Path, se
         if row.get("fingerprint") == fp:
             log(f"awe compare: {job.features} ({job.trained_on or 'input'}) on {job.dataset}: up to date")
             return row
-    ckpt_dir = job_dir / "cae_rnn"
+    ckpt_dir = job_dir / cfg.model
     if ckpt_dir.exists():
         import shutil
 
@@ -122,8 +123,9 @@ def run_job(job: CompareJob, data_paths: Path, cfg: AWEConfig, out_dir: Path, se
         "eval_seconds": round(time.perf_counter() - t0, 2), "best_epoch": res.best_epoch,
         "ckpt_dir": str(ckpt_dir), "fingerprint": fp,
     }
+    row["model"] = cfg.model
     for split, entry in scores.items():
-        for kind in ("downsample", CAE_TYPE):
+        for kind in ("downsample", cfg.model):
             row[f"{split}_{kind}_ap"] = entry[kind]["ap"]
             row[f"{split}_{kind}_ap_cross_speaker"] = entry[kind]["ap_cross_speaker"]
     write_json(row_path, row)
@@ -152,20 +154,23 @@ def compare(data_paths: str | Path, datasets: list[str], feature_sets: dict[str,
 
 
 def format_table(rows: list[dict], split: str = "test") -> str:
-    """A markdown table: features x (downsampled AP, CAE-RNN AP), cross-speaker APs, training seconds."""
+    """A markdown table: features x (downsampled AP, AWE model AP), cross-speaker APs, training seconds."""
     def f(x):
         return "-" if x is None else f"{x:.3f}"
 
+    models = {r.get("model", "cae_rnn") for r in rows}
+    name = MODEL_NAMES.get(models.pop(), "AWE model") if len(models) == 1 else "AWE model"
     lines = [
         f"| input features | frame model trained on | AWEs trained and evaluated on | dim | downsampled AP ({split}) | "
-        f"CAE-RNN AP ({split}) | downsampled AP x-spk | CAE-RNN AP x-spk | CAE-RNN train s | encode s |",
+        f"{name} AP ({split}) | downsampled AP x-spk | {name} AP x-spk | {name} train s | encode s |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
+        m = r.get("model", "cae_rnn")
         lines.append(
             f"| {r['features']} | {r['trained_on'] or '-'} | {r['dataset']} | {r.get('dim', '-')} | "
-            f"{f(r.get(f'{split}_downsample_ap'))} | {f(r.get(f'{split}_cae_rnn_ap'))} | "
-            f"{f(r.get(f'{split}_downsample_ap_cross_speaker'))} | {f(r.get(f'{split}_cae_rnn_ap_cross_speaker'))} | "
+            f"{f(r.get(f'{split}_downsample_ap'))} | {f(r.get(f'{split}_{m}_ap'))} | "
+            f"{f(r.get(f'{split}_downsample_ap_cross_speaker'))} | {f(r.get(f'{split}_{m}_ap_cross_speaker'))} | "
             f"{r.get('train_seconds', 0):.0f} | {r.get('prepare_seconds', 0):.0f} |"
         )
     return "\n".join(lines)

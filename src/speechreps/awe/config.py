@@ -24,6 +24,8 @@ from ..errors import UserError
 
 SECTION = "awe"
 DOWNSAMPLE_METHODS = ("fourier", "interpolate")
+#: The AWE models, by the ``model`` key of the section (the checkpoint's representation type).
+MODELS = ("cae_rnn", "contrastive_rnn")
 
 
 @dataclass(kw_only=True)
@@ -54,6 +56,7 @@ class AWEConfig(TrainingConfig):
       docs/METRICS.md, or ``interpolate``, linear).
     """
 
+    model: str = "cae_rnn"
     learning_rate: float = 0.001
     num_epochs: int = 20
     batch_size: int = 300
@@ -81,10 +84,23 @@ class AWEConfig(TrainingConfig):
         _positive(self, bad, "embedding_dim", "enc_hidden_dim", "enc_num_layers", "dec_hidden_dim",
                   "dec_num_layers", "max_pairs_per_word", "downsample_n", "frame_stride")
         _non_negative(self, bad, "ae_num_epochs", "ae_learning_rate", "max_pairs", "max_frames")
+        if self.model not in MODELS:
+            bad("model", f"must be one of {', '.join(MODELS)}, got {self.model!r}")
         if self.stride_mode not in ("subsample", "mean"):
             bad("stride_mode", f'must be "subsample" or "mean", got {self.stride_mode!r}')
         if self.downsample_method not in DOWNSAMPLE_METHODS:
             bad("downsample_method", f"must be one of {', '.join(DOWNSAMPLE_METHODS)}, got {self.downsample_method!r}")
+
+
+def config_class(model: Any, where: str = SECTION) -> type[AWEConfig]:
+    """The config dataclass of AWE model type ``model`` (imported on demand: the contrastive one needs torch)."""
+    if model == "cae_rnn":
+        return AWEConfig
+    if model == "contrastive_rnn":
+        from .contrastive import ContrastiveRNNConfig
+
+        return ContrastiveRNNConfig
+    raise UserError(f"{where} model must be one of {', '.join(MODELS)}, got {json.dumps(model)}")
 
 
 def awe_config_from_dict(section: Any, source: str = "<dict>") -> AWEConfig:
@@ -92,8 +108,9 @@ def awe_config_from_dict(section: Any, source: str = "<dict>") -> AWEConfig:
     where = f"{source}: [{SECTION}]"
     if not isinstance(section, dict):
         raise UserError(f"{where} must be a JSON object of key: value, got {type(section).__name__}")
-    hints = typing.get_type_hints(AWEConfig)
-    fields = {f.name for f in dataclasses.fields(AWEConfig)}
+    cls = config_class(section.get("model", "cae_rnn"), where)
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
     kwargs: dict[str, Any] = {}
     for key, value in section.items():
         if key.startswith(("_", "#")):
@@ -104,7 +121,7 @@ def awe_config_from_dict(section: Any, source: str = "<dict>") -> AWEConfig:
             kwargs[key] = _coerce(value, hints[key])
         except _Bad:
             raise UserError(f"{where} {key} must be {_describe(hints[key])}, got {json.dumps(value)}") from None
-    cfg = AWEConfig(**kwargs)
+    cfg = cls(**kwargs)
 
     def bad(key: str, requirement: str) -> None:
         raise UserError(f"{where} {key} {requirement}")
