@@ -48,7 +48,10 @@ VARIANTS: dict[str, tuple[dict, str | None, int | None]] = {
     "stride1": ({"frame_stride": 1}, None, None),
     "ppw10": ({}, None, 10),
     "ppw30": ({}, None, 30),
+    "bi": ({"bidirectional": True}, None, None),
     "contrastive": ({"model": "contrastive_rnn", "learning_rate": 0.001, "lr_milestones": []}, None, None),
+    "contrastive_bi": ({"model": "contrastive_rnn", "bidirectional": True, "learning_rate": 0.001, "lr_milestones": []},
+                       None, None),
 }
 
 

@@ -130,3 +130,30 @@ def test_cli_train_and_evaluate_a_contrastive_model(small_corpus, tmp_path, caps
     out = tmp_path / "emb.npz"
     assert cli.main(["awe", "embed", "--model", str(ck), str(root / "data" / "small_en" / "test_words.npz"), str(out)]) == 0
     assert all(v.shape == (1, 32) for v in load_archive(out).values())
+
+
+def test_compare_applies_the_first_datasets_models_to_the_others(tmp_path):
+    """The cross-lingual row of an AWE model: trained on dataset 'two', scored as it is on 'deux'."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_awe import make_word_dataset, tiny_cfg
+
+    from speechreps.awe.compare import compare, format_table
+    from speechreps.data.registry import load_dataset, register_dataset
+
+    data_paths = make_word_dataset(tmp_path)
+    other = make_word_dataset(tmp_path / "other", seed=1)
+    raw = json.loads(Path(other).read_text())
+    register_dataset(data_paths, "deux", {k[len("two_"):]: (Path(other).parent / v if k.endswith("words") else v)
+                                          for k, v in raw.items()})
+    cfg = tiny_cfg(num_epochs=2, model="contrastive_rnn", ae_num_epochs=0)
+    rows = compare(data_paths, ["two", "deux"], {}, cfg, tmp_path / "cmp", log=lambda m: None)
+    assert [(r["features"], r.get("awe_trained_on"), r["dataset"]) for r in rows] == [
+        ("mfcc", None, "two"), ("mfcc", None, "deux"), ("mfcc", "two", "deux")]
+    model, _ = load_awe(tmp_path / "cmp" / "mfcc" / "-" / "two" / "s0" / "contrastive_rnn")
+    again = evaluate_awe(load_dataset(data_paths, "deux"), MFCCInput(), model)
+    assert rows[2]["test_contrastive_rnn_ap"] == pytest.approx(again["test"][CONTRASTIVE_TYPE]["ap"])
+    assert rows[2]["test_downsample_ap"] == pytest.approx(rows[1]["test_downsample_ap"])
+    assert "| mfcc | - | two -> deux |" in format_table(rows) and "ContrastiveRNN AP (test)" in format_table(rows)
