@@ -3,8 +3,8 @@
     python bench/awe_inputs.py --run-dir runs/main --data-paths data/data_paths.json \
         --features mfcc,cpc --datasets synth_en --variants base,no_norm,global_norm [--out runs/awe_inputs]
 
-For each (input features, dataset, variant) an AWE model is trained with the ``awe`` section of the
-config (default: the packaged demo.json) plus the variant's overrides, through the real
+For each (input features, dataset, variant) an AWE model is trained with ``CAE_RNN_BASE`` (the
+CAE-RNN the demo config had) plus the variant's overrides, through the real
 ``train_awe`` / ``evaluate_awe``; then every saved epoch is scored on the validation and test words,
 so that one run answers both "what did the validation-picked checkpoint give" and "what would the
 best epoch have given" (early stopping). Input features: ``mfcc`` (the dataset's archives) or a
@@ -38,7 +38,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-#: name -> (config overrides, input transform or None, pairs per word type or None)
+#: The CAE-RNN every variant starts from: the packaged demo config's ``awe`` section before the
+#: ContrastiveRNN replaced it (whatever ``--config`` says besides is overridden by these keys).
+CAE_RNN_BASE = {"model": "cae_rnn", "learning_rate": 0.005, "lr_milestones": [7], "num_epochs": 12, "batch_size": 32,
+                "num_buckets": 3, "embedding_dim": 130, "enc_hidden_dim": 64, "enc_num_layers": 2, "dec_hidden_dim": 64,
+                "dec_num_layers": 1, "bidirectional": False, "frame_stride": 3, "stride_mode": "mean",
+                "normalize_inputs": True, "ae_num_epochs": 0, "downsample_n": 10, "downsample_method": "fourier"}
+
+#: name -> (overrides of CAE_RNN_BASE, input transform or None, pairs per word type or None)
 VARIANTS: dict[str, tuple[dict, str | None, int | None]] = {
     "base": ({}, None, None),
     "no_norm": ({"normalize_inputs": False}, None, None),
@@ -52,6 +59,10 @@ VARIANTS: dict[str, tuple[dict, str | None, int | None]] = {
     "contrastive": ({"model": "contrastive_rnn", "learning_rate": 0.001, "lr_milestones": []}, None, None),
     "contrastive_bi": ({"model": "contrastive_rnn", "bidirectional": True, "learning_rate": 0.001, "lr_milestones": []},
                        None, None),
+    "contrastive_bi_global": ({"model": "contrastive_rnn", "bidirectional": True, "learning_rate": 0.001,
+                               "lr_milestones": [], "normalize_inputs": False}, "global", None),
+    "contrastive_bi_pca39": ({"model": "contrastive_rnn", "bidirectional": True, "learning_rate": 0.001,
+                              "lr_milestones": []}, "pca39", None),
 }
 
 
@@ -152,7 +163,8 @@ def run_one(args, features: str, dataset: str, variant: str, cfg) -> dict:
     if row_path.is_file() and not args.force:
         return json.loads(row_path.read_text())
     overrides, transform, per_type = VARIANTS[variant]
-    cfg = awe_config_from_dict({**awe_config_to_dict(cfg), **overrides, "seed": args.seed,
+    base = {k: v for k, v in awe_config_to_dict(cfg).items() if k not in ("model", "temperature", "mask_same_label")}
+    cfg = awe_config_from_dict({**base, **CAE_RNN_BASE, **overrides, "seed": args.seed,
                                 **({"num_epochs": args.epochs} if args.epochs else {})}, source=variant)
     ds = load_dataset(args.data_paths, dataset)
     inputs = cached_input(features, ds, args.run_dir, trained_on, args.seed, args.out / "cache")
@@ -179,11 +191,23 @@ def run_one(args, features: str, dataset: str, variant: str, cfg) -> dict:
     row.update({"val_best": best["validation"], "test_best": best["test"], "test_last": per_epoch[-1]["test"],
                 "test_max": max(e["test"] for e in per_epoch),
                 "test_max_epoch": 1 + int(np.argmax([e["test"] for e in per_epoch])), "uptime": uptime()})
+    for other in [d for d in (args.apply_to or "").split(",") if d and d != dataset]:  # the model as it is
+        ods = load_dataset(args.data_paths, other)
+        oin = cached_input(features, ods, args.run_dir, trained_on, args.seed, args.out / "cache")
+        if transform:  # the map fitted on the training dataset, applied to the other one
+            import copy
+
+            base, oin = oin, copy.copy(inputs)
+            oin.base, oin._cache = base, {}
+        model, _ = load_awe(ck)
+        words, rule = oin.words(ods, "test"), ods.speaker_rule(ods.word_tokens("test"))
+        row.setdefault("apply", {})[other] = {
+            "test_down": evaluate_embeddings(downsample_embeddings(words, cfg.downsample_n, cfg.downsample_method), rule).ap,
+            "test_awe": evaluate_embeddings(model_embeddings(model, words), rule).ap}
     row_path.parent.mkdir(parents=True, exist_ok=True)
     row_path.write_text(json.dumps(row, indent=1))
-    import shutil
-
-    shutil.rmtree(ck)  # only the figures are kept
+    for f in ck.glob("epoch_*.pt"):  # best.pt stays, for later use
+        f.unlink()
     return row
 
 
@@ -210,7 +234,7 @@ def diagnose(args, features: str, dataset: str, cfg) -> dict:
     rule = ds.speaker_rule(ds.word_tokens("test"))
     mean, sd = frames.mean(0), np.maximum(std, 1e-5)
     for name, extra in [("random uni", {}), ("random bi", {"bidirectional": True})]:
-        c = awe_config_from_dict({**awe_config_to_dict(cfg), **extra, "input_dim": frames.shape[1]})
+        c = awe_config_from_dict({**CAE_RNN_BASE, **extra, "input_dim": frames.shape[1]})
         torch.manual_seed(args.seed)
         model = CAERNN(c)
         if c.normalize_inputs:
@@ -226,6 +250,9 @@ def table(rows: list[dict]) -> str:
         lines.append(f"| {r['features']} | {r['trained_on']} | {r['dataset']} | {r['variant']} | {r['validation_down']:.3f} | "
                      f"{r['val_best']:.3f} | {r['test_down']:.3f} | {r['test_best']:.3f} ({r['best_epoch']}) | "
                      f"{r['test_last']:.3f} | {r['test_max']:.3f} ({r['test_max_epoch']}) | {r['train_s']:.0f} |")
+        for other, a in r.get("apply", {}).items():
+            lines.append(f"| {r['features']} | {r['trained_on']} | {r['dataset']} -> {other} | {r['variant']} | - | - | "
+                         f"{a['test_down']:.3f} | {a['test_awe']:.3f} | - | - | - |")
     return "\n".join(lines)
 
 
@@ -243,6 +270,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=Path("runs/awe_inputs"))
     p.add_argument("--force", action="store_true")
+    p.add_argument("--apply-to", default="", help="score each trained model as it is on these datasets' test words too")
     p.add_argument("--table", action="store_true", help="only print the table of the rows already in OUT")
     p.add_argument("--diagnose", action="store_true", help="no training: input scales and random-init encoder APs")
     args = p.parse_args(argv)
