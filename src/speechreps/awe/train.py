@@ -1,8 +1,8 @@
 """Train, load and evaluate AWE models: the Python API behind ``speechreps awe``.
 
 ``train_awe`` trains the config's ``model``, a CAE-RNN or a ContrastiveRNN
-(:mod:`speechreps.awe.contrastive`, on each pair once, no pre-training), through the generic :class:`speechreps.train.trainer.Trainer`
-(checkpoints ``epoch_<N>.pt`` / ``last.pt`` / ``best.pt``, resume, ``metrics.jsonl``,
+(:mod:`speechreps.awe.contrastive`, on each pair once, no pre-training), through the generic
+:class:`speechreps.train.trainer.Trainer` (checkpoints ``epoch_<N>.pt`` / ``last.pt`` / ``best.pt``, resume, ``metrics.jsonl``,
 TensorBoard) into ``CKPT_DIR``; with ``ae_num_epochs`` > 0 an AE-RNN is trained first into
 ``CKPT_DIR/ae_rnn/`` (reused when already complete there, resumed when partial) and the CAE-RNN
 starts from its weights. Validation (``validate_every``): same-different AP of the embeddings of
@@ -91,7 +91,7 @@ def train_awe(cfg: AWEConfig, ds, inputs: InputFeatures, ckpt_dir: str | Path, p
               device: Any = None, resume: bool = False, load_from_epoch: int | None = None,
               spec: InputSpec | None = None, log: Callable[[str], None] = print, progress: bool = True,
               tensorboard: bool = True) -> AWETrainResult:
-    """Train ``cfg.model`` (a CAE-RNN after optional AE-RNN pre-training, or a ContrastiveRNN) on ``ds`` in ``inputs``' features."""
+    """Train ``cfg.model`` on ``ds`` in ``inputs``' features: a CAE-RNN (after optional AE-RNN pre-training) or a ContrastiveRNN."""
     from ..fileio import write_json
     from ..train import checkpoint as ckpt
     from ..train.trainer import Trainer, default_device, seed_everything

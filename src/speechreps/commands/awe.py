@@ -76,8 +76,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--device", default=None, help="torch device")
 
     v = s.add_parser("evaluate", help="same-different AP of downsampled and the AWE model's embeddings",
-                     description="Same-different AP (cosine; all and cross-speaker positives) of the AWE model's (CAE-RNN or ContrastiveRNN) "
-                     "embeddings and of downsampled embeddings of the same input features, on the validation and "
+                     description="Same-different AP (cosine; all and cross-speaker positives) of the AWE model's "
+                     "(CAE-RNN or ContrastiveRNN) embeddings and of downsampled embeddings of the same input "
+                     "features, on the validation and "
                      "test words; writes CKPT_DIR/awe_evaluation_<language>.json.")
     v.add_argument("ckpt_dir", metavar="CKPT_DIR", help="a trained AWE model folder")
     v.add_argument("--language", default=None, help="dataset to evaluate on (default: the training dataset)")
