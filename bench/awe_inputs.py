@@ -167,7 +167,7 @@ def run_one(args, features: str, dataset: str, variant: str, cfg) -> dict:
     cfg = awe_config_from_dict({**base, **CAE_RNN_BASE, **overrides, "seed": args.seed,
                                 **({"num_epochs": args.epochs} if args.epochs else {})}, source=variant)
     ds = load_dataset(args.data_paths, dataset)
-    inputs = cached_input(features, ds, args.run_dir, trained_on, args.seed, args.out / "cache")
+    inputs = cached_input(features, ds, args.run_dir, trained_on, args.frame_seed, args.out / "cache")
     if transform:
         inputs = TransformedInput(inputs, ds, transform)
     pairs = capped_pairs(ds, per_type, args.seed, args.out / "pairs" / f"{dataset}-ppw{per_type}.txt") if per_type else None
@@ -193,7 +193,7 @@ def run_one(args, features: str, dataset: str, variant: str, cfg) -> dict:
                 "test_max_epoch": 1 + int(np.argmax([e["test"] for e in per_epoch])), "uptime": uptime()})
     for other in [d for d in (args.apply_to or "").split(",") if d and d != dataset]:  # the model as it is
         ods = load_dataset(args.data_paths, other)
-        oin = cached_input(features, ods, args.run_dir, trained_on, args.seed, args.out / "cache")
+        oin = cached_input(features, ods, args.run_dir, trained_on, args.frame_seed, args.out / "cache")
         if transform:  # the map fitted on the training dataset, applied to the other one
             import copy
 
@@ -222,7 +222,7 @@ def diagnose(args, features: str, dataset: str, cfg) -> dict:
 
     ds = load_dataset(args.data_paths, dataset)
     trained_on = "-" if features == "mfcc" else (args.trained_on or dataset)
-    inputs = cached_input(features, ds, args.run_dir, trained_on, args.seed, args.out / "cache")
+    inputs = cached_input(features, ds, args.run_dir, trained_on, args.frame_seed, args.out / "cache")
     frames = np.concatenate([np.asarray(v, np.float64) for v in inputs.train_utterances(ds).values()])
     std = frames.std(0)
     eig = np.linalg.eigvalsh(np.cov(frames[:: max(1, len(frames) // 20000)].T))[::-1]
@@ -265,7 +265,8 @@ def main(argv=None) -> int:
     p.add_argument("--datasets", default="synth_en")
     p.add_argument("--trained-on", default=None, help="the frame models' training dataset (default: each dataset)")
     p.add_argument("--variants", default="base")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="the AWE model's seed")
+    p.add_argument("--frame-seed", type=int, default=0, help="which seed's frame models (RUN/models/s<N>)")
     p.add_argument("--epochs", type=int, default=0, help="override num_epochs (0: the config's)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=Path("runs/awe_inputs"))
