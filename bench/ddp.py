@@ -56,7 +56,7 @@ def uptime() -> str:
 def trimmed_dataset(data_paths: Path, language: str, work: Path) -> Path:
     """``<language>_ddp``: the training archive with its frame total cut to a multiple of 256."""
     from speechreps.data.archive import Archive, format_key, parse_utterance_key
-    from speechreps.data.prepare import NpzWriter
+    from speechreps.data.corpus_features import NpzWriter
     from speechreps.data.registry import load_dataset, register_dataset
 
     ds = load_dataset(data_paths, language)

@@ -36,8 +36,9 @@ section = json.loads(sys.argv[6])
 cfg = config_from_dict({**section, "validate_every": 0}, rep)
 seed_everything(cfg.seed)
 model = build_model(rep, cfg)
-ts = make_training_set(rep, model.batch_kind, cfg, ds)
+ts = make_training_set(MODEL_TYPES[rep].batch_kind, cfg, ds)
 import tempfile
+from speechreps.model_types import MODEL_TYPES
 Trainer(model, ts, cfg, tempfile.mkdtemp(), rep, device="cpu", progress=False, log=lambda s: None,
         tensorboard=False).fit()
 flat = torch.cat([p.detach().flatten() for p in model.state_dict().values()]).numpy()

@@ -42,6 +42,7 @@ from train import make_batches  # noqa: E402  (bench/train.py: batches shaped as
 
 from speechreps.config import load_config  # noqa: E402
 from speechreps.evaluate.dtw import pairwise_dtw  # noqa: E402
+from speechreps.model_types import MODEL_TYPES  # noqa: E402
 from speechreps.models import build_model  # noqa: E402
 from speechreps.train.trainer import make_optimizer  # noqa: E402
 
@@ -85,7 +86,7 @@ def _step_rate(rep: str, cfg, device: str, amp: bool, steps: int) -> float:
     torch.manual_seed(0)
     model = build_model(rep, cfg).to(device).train()
     opt = make_optimizer(model.parameters(), cfg.learning_rate)
-    batches = [(b.to(device), n) for b, n in make_batches(model.batch_kind, cfg, steps + 2, torch.Generator().manual_seed(0))]
+    batches = [(b.to(device), n) for b, n in make_batches(MODEL_TYPES[rep].batch_kind, cfg, steps + 2, torch.Generator().manual_seed(0))]
     ctx = (lambda: torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)) if amp else contextlib.nullcontext
     frames, seconds = 0, 0.0
     for k, (batch, n) in enumerate(batches):
@@ -134,7 +135,7 @@ def ddp_row(device: str, steps: int, config: str) -> tuple[str, str, str, str]:
         model = build_model("frame_cae", cfg).to(device).train()
         wrapped = wrap_model(model, torch.device(device))
         opt = make_optimizer(wrapped.parameters(), cfg.learning_rate)
-        batches = [(b.to(device), n) for b, n in make_batches(model.batch_kind, cfg, steps + 2, torch.Generator().manual_seed(0))]
+        batches = [(b.to(device), n) for b, n in make_batches(MODEL_TYPES["frame_cae"].batch_kind, cfg, steps + 2, torch.Generator().manual_seed(0))]
         frames, seconds = 0, 0.0
         for k, (batch, n) in enumerate(batches):
             _sync(device)

@@ -21,9 +21,11 @@ import sys
 import time
 from pathlib import Path
 
+import speechreps  # noqa: F401  (before torch: passive OpenMP waiting, see speechreps/threads.py)
 import torch
 
 from speechreps.config import load_config
+from speechreps.model_types import MODEL_TYPES
 from speechreps.models import build_model
 from speechreps.models.base import FramePairBatch, PairBatch, UtteranceBatch
 from speechreps.train.trainer import make_optimizer
@@ -65,9 +67,9 @@ def make_batches(kind: str, cfg, n_batches: int, gen: torch.Generator) -> list[t
             x, L = _padded(lengths, D, gen)
             y, _ = _padded(lengths, D, gen)
             out.append((PairBatch(x, y, L), int(L.sum())))
-        else:  # frame pairs
+        else:  # "frame" (y = x) or "frame_pair"
             x = torch.randn(cfg.batch_size, D, generator=gen)
-            y = x if cfg.__class__.__name__ == "FrameAEConfig" else torch.randn(cfg.batch_size, D, generator=gen)
+            y = x if kind == "frame" else torch.randn(cfg.batch_size, D, generator=gen)
             out.append((FramePairBatch(x, y), cfg.batch_size))
     return out
 
@@ -165,7 +167,7 @@ class _Runner:
     def __init__(self, rep_type: str, cfg, original_style: bool):
         torch.manual_seed(0)
         model = build_model(rep_type, cfg)
-        self.kind = model.batch_kind
+        self.kind = MODEL_TYPES[rep_type].batch_kind
         self.original_style = original_style
         self.model = (OriginalStyle(rep_type, cfg) if original_style else model).train()
         # ours: the trainer's optimizer (fused Adam); the original's: torch's default Adam

@@ -8,7 +8,6 @@ simulated by making the write raise the OSError the kernel would give.
 from __future__ import annotations
 
 import errno
-import json
 import os
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from speechreps.data.archive import format_key, save_archive
 from speechreps.data.registry import register_dataset
 
 from conftest import write_tone_corpus
-from test_datasets import TINY_CONFIG, make_toy_dataset, write_config
+from test_datasets import make_toy_dataset, write_config
 
 
 @pytest.fixture(scope="module")

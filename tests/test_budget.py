@@ -13,6 +13,7 @@ from speechreps.data.registry import load_dataset
 from speechreps.errors import UserError
 from speechreps.models import build_model
 from speechreps.train.trainer import Trainer, seed_everything
+from speechreps.model_types import MODEL_TYPES
 
 from test_datasets import TINY_CONFIG, make_toy_dataset
 
@@ -26,7 +27,7 @@ def _fit(ds, rep, ckpt_dir, load_from=None, **over):
     cfg = config_from_dict({**TINY_CONFIG[rep], "validate_every": 0, **over}, rep)
     seed_everything(cfg.seed)
     model = build_model(rep, cfg)
-    ts = make_training_set(rep, model.batch_kind, cfg, ds)
+    ts = make_training_set(MODEL_TYPES[rep].batch_kind, cfg, ds)
     steps = []
     loss = model.loss
     model.loss = lambda batch: (steps.append(1), loss(batch))[1]  # one call per optimizer step

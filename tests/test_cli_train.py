@@ -99,12 +99,12 @@ def test_speechreps_frame_cae_trains_its_ae_then_extracts_cross_lingual(project,
     assert (project / "CK" / "frame_ae" / "last.pt").is_file()
     rows = [json.loads(line) for line in (project / "CK" / "metrics.jsonl").read_text().splitlines()]
     assert all(r["val_ap"] == r["val_ap_downsample"] and "val_ap_cross_speaker" not in r for r in rows)
-    assert "training a frame AE first" in capsys.readouterr().out
+    assert "training a frame_ae first" in capsys.readouterr().out
     # an ae_checkpoint in the config (relative to the config's folder) is used instead
     write_config(project / "config" / "with_ae.json", frame_cae={"ae_checkpoint": "../CK/frame_ae", "num_epochs": 1})
     assert cli.main(["train", "frame_cae", "config/with_ae.json", "CK2", "--language", "toy", "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "initialising from the frame AE" in out and "training a frame AE first" not in out
+    assert "initialising from the frame_ae" in out and "training a frame_ae first" not in out
     assert not (project / "CK2" / "frame_ae").exists()
     assert cli.main(["extract", "frame_cae", "config/config.json", "CK", "--language", "toy",
                      "--extract-language", "other", "--extract-validation", "--layer", "enc1", "--isolated",

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from speechreps.config import (
-    CONFIG_CLASSES,
     APCConfig,
     CPCConfig,
     FrameCAEConfig,
@@ -17,6 +16,7 @@ from speechreps.config import (
     load_config,
 )
 from speechreps.errors import UserError
+from speechreps.model_types import MODEL_TYPES
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = {"learning_rate": 0.001, "num_epochs": 2, "batch_size": 4}
@@ -31,9 +31,9 @@ def write(tmp_path: Path, data) -> Path:
 @pytest.mark.parametrize("name", ["paper.json", "demo.json"])
 def test_shipped_configs_load_every_type(name):
     for folder in (ROOT / "configs", ROOT / "src" / "speechreps" / "configs"):
-        for rep_type in CONFIG_CLASSES:
+        for rep_type, entry in MODEL_TYPES.items():
             cfg = load_config(folder / name, rep_type)
-            assert isinstance(cfg, CONFIG_CLASSES[rep_type])
+            assert isinstance(cfg, entry.config)
     assert (ROOT / "configs" / name).read_text() == (ROOT / "src" / "speechreps" / "configs" / name).read_text()
 
 

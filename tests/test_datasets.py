@@ -13,6 +13,7 @@ import torch
 from speechreps.data.alignments import TermPair, write_term_pairs
 from speechreps.data.archive import format_key, save_archive
 from speechreps.data.registry import load_dataset, register_dataset
+from speechreps.model_types import MODEL_TYPES
 
 WORDS = ("alpha", "bravo", "charlie", "delta")
 
@@ -213,11 +214,12 @@ def test_training_sets_per_type(tmp_path):
     from speechreps.config import config_from_dict
 
     ds = load_dataset(make_toy_dataset(tmp_path), "toy")
-    kinds = {"apc": "utterance", "cpc": "speaker_utterance", "capc": "pair", "frame_ae": "frame_pair",
+    kinds = {"apc": "utterance", "cpc": "speaker_utterance", "capc": "pair", "frame_ae": "frame",
              "frame_cae": "frame_pair"}
+    assert kinds == {name: entry.batch_kind for name, entry in MODEL_TYPES.items()}
     for rep, kind in kinds.items():
         cfg = config_from_dict(TINY_CONFIG[rep], rep)
-        ts = make_training_set(rep, kind, cfg, ds)
+        ts = make_training_set(kind, cfg, ds)
         batch = ts.collate(next(iter(ts.sampler)))
         if rep == "capc":
             assert batch.x.shape == batch.y.shape and len(ts.dataset) == 120  # 60 pairs, both directions

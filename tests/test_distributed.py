@@ -22,6 +22,7 @@ from speechreps.data.samplers import FrameBatchSampler
 from speechreps.models import build_model
 from speechreps.train.distributed import ShardedBatchSampler
 from speechreps.train.trainer import Trainer, seed_everything
+from speechreps.model_types import MODEL_TYPES
 
 from test_datasets import TINY_CONFIG, make_toy_dataset
 
@@ -68,7 +69,7 @@ def _worker(rank: int, world: int, port: int, root: str) -> None:
         cfg = config_from_dict({**TINY_CONFIG["cpc"], "num_epochs": 2}, "cpc")
         seed_everything(cfg.seed)
         cpc = build_model("cpc", cfg)
-        ts = make_training_set("cpc", cpc.batch_kind, cfg, ds)
+        ts = make_training_set(MODEL_TYPES["cpc"].batch_kind, cfg, ds)
         Trainer(cpc, ts, cfg, root_p / "cpc", "cpc", device="cpu", progress=False, log=lambda s: None,
                 tensorboard=False).fit()
         torch.save(cpc.state_dict(), root_p / f"cpc_rank{rank}.pt")

@@ -156,6 +156,14 @@ def test_rerun_skips_everything_and_a_changed_config_reruns_only_its_model(main_
     ran = [line.split("]")[0].strip("[") for line in log if line.endswith("running")]
     assert ran and all(name.split(":")[1] == "cpc" for name in ran), ran
 
+    # a type's inputs are its own section and its initialiser's: [frame_ae] retrains frame_ae and frame_cae only
+    cfg["frame_ae"]["learning_rate"] = cfg["frame_ae"]["learning_rate"] / 2
+    changed.write_text(json.dumps(cfg))
+    log.clear()
+    run_main_job(opts)
+    ran = [line.split("]")[0].strip("[") for line in log if line.endswith("running")]
+    assert {name.split(":")[1] for name in ran if name.startswith("train:")} == {"frame_ae", "frame_cae"}, ran
+
 
 def test_awe_flag_adds_the_cae_rnn_comparison_to_the_report(main_job, tmp_path):
     opts, _, _ = main_job

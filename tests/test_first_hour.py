@@ -11,6 +11,7 @@ import pytest
 from speechreps import cli, legacy_cli
 from speechreps.progress import Heartbeat, bars_enabled, format_duration
 from speechreps.run_options import ACTIONS, OPTION_ACTIONS
+from speechreps.model_types import MODEL_TYPES
 
 
 def _options(parser_help: str) -> set[str]:
@@ -107,7 +108,7 @@ def test_training_logs_progress_lines_within_an_epoch_when_not_on_a_terminal(tmp
                            "frame_ae")
     seed_everything(cfg.seed)
     model = build_model("frame_ae", cfg)
-    ts = make_training_set("frame_ae", model.batch_kind, cfg, ds)
+    ts = make_training_set(MODEL_TYPES["frame_ae"].batch_kind, cfg, ds)
     lines: list[str] = []
     Trainer(model, ts, cfg, tmp_path / "ck", "frame_ae", device="cpu", progress=False, log=lines.append,
             tensorboard=False, log_every=1e-6).fit()  # no bar (--no-progress): progress lines instead

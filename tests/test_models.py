@@ -9,7 +9,8 @@ import torch
 
 from speechreps.config import config_from_dict
 from speechreps.errors import UserError
-from speechreps.models import MODELS, build_model
+from speechreps.model_types import MODEL_TYPES
+from speechreps.models import build_model
 from speechreps.models.base import FramePairBatch, PairBatch, UtteranceBatch
 from speechreps.models.cpc import sample_negatives
 
@@ -71,11 +72,10 @@ def batch_for(name: str, seed: int = 0):
 
 
 def test_registry_and_interface():
-    assert set(MODELS) == {"apc", "cpc", "capc", "frame_ae", "frame_cae"}
-    kinds = {"apc": "utterance", "cpc": "speaker_utterance", "capc": "pair", "frame_ae": "frame_pair", "frame_cae": "frame_pair"}
-    for name, kind in kinds.items():
+    assert list(MODEL_TYPES) == ["apc", "cpc", "capc", "frame_ae", "frame_cae"]
+    for name, entry in MODEL_TYPES.items():
         m = make(name)
-        assert m.batch_kind == kind and m.default_layer in m.layers
+        assert isinstance(m, entry.model_class()) and isinstance(m.cfg, entry.config) and m.default_layer in m.layers
     assert make("apc").layers == ("gru1", "gru2", "gru3") and make("apc").default_layer == "gru3"
     assert make("cpc").default_layer == "c" and make("frame_ae").default_layer == "bottleneck"
     with pytest.raises(UserError):

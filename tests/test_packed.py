@@ -14,6 +14,7 @@ from speechreps.data.archive import load_archive, save_archive
 from speechreps.data.datasets import make_training_set
 from speechreps.data.packed import MappedNpz, PackedArchive, open_features, open_packed, pack_archive, packed_paths
 from speechreps.data.registry import load_dataset
+from speechreps.model_types import MODEL_TYPES
 
 from test_datasets import TINY_CONFIG, make_toy_dataset
 
@@ -71,10 +72,10 @@ def test_training_batches_identical_in_memory_and_mapped(toy, rep, monkeypatch):
     import speechreps.data.packed as P
 
     pack_archive(toy.utterances("train"))
-    lazy = batches(make_training_set(rep, batch_kind, cfg, toy))
+    lazy = batches(make_training_set(batch_kind, cfg, toy))
     monkeypatch.setattr(P, "open_features", lambda p: load_archive(p))
     monkeypatch.setattr(P, "open_packed", lambda p: None)
-    eager = batches(make_training_set(rep, batch_kind, cfg, toy))
+    eager = batches(make_training_set(batch_kind, cfg, toy))
     assert len(lazy) == len(eager) > 0
     for a, b in zip(lazy, eager):
         assert all(torch.equal(x, y) for x, y in zip(a, b))
@@ -93,7 +94,9 @@ def test_streaming_prepare_equals_in_memory_cmvn(tone_corpus, tmp_path):
     """prepare streams (raw features on disk, per-speaker statistics merged): same keys and order as the
     all-in-memory computation, values within float32 rounding (atol 1e-5 on unit-variance features)."""
     from speechreps.data.features import speaker_cmvn
-    from speechreps.data.prepare import PrepareOptions, compute_corpus_features, find_corpus, prepare_corpus
+    from speechreps.data.corpus import find_corpus
+    from speechreps.data.corpus_features import compute_corpus_features
+    from speechreps.data.prepare import PrepareOptions, prepare_corpus
 
     opts = PrepareOptions(min_frames=20, min_chars=5, pair_min_frames=20, pair_min_chars=5)
     prepare_corpus(tone_corpus, tmp_path / "out", "tones", opts, jobs=1, progress=False)
@@ -124,7 +127,7 @@ def test_data_loader_workers_train_identically(toy, tmp_path):
         cfg = config_from_dict({**TINY_CONFIG["apc"], "num_epochs": 2, "validate_every": 0}, "apc")
         seed_everything(cfg.seed)
         model = build_model("apc", cfg)
-        ts = make_training_set("apc", model.batch_kind, cfg, toy)
+        ts = make_training_set(MODEL_TYPES["apc"].batch_kind, cfg, toy)
         Trainer(model, ts, cfg, d, "apc", device="cpu", progress=False, log=lambda s: None, tensorboard=False,
                 workers=workers).fit()
         return model.state_dict()

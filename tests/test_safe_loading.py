@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from speechreps import cli, legacy_cli, pipeline
+from speechreps import cli, legacy_cli
 from speechreps.errors import UserError
 from speechreps.train import checkpoint as ckpt
 
@@ -103,10 +103,11 @@ def test_original_cli_refuses_too(project, action, monkeypatch, capsys):
 
 
 def test_main_job_model_loader_refuses(project):
-    """The main job scores models through pipeline.load_trained_model."""
-    opts = pipeline.RunOptions("apc", project / "config" / "config.json", project / "ck_apc", language="toy")
+    """The main job, per-layer rows and AWE inputs load models through trained.load_trained_model."""
+    from speechreps.trained import load_trained_model
+
     with pytest.raises(UserError, match="is refused"):
-        pipeline.load_trained_model(opts)
+        load_trained_model(project / "ck_apc", "apc")
     assert not (project / "PWNED").exists()
 
 

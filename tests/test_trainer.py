@@ -13,6 +13,7 @@ from speechreps.data.registry import load_dataset
 from speechreps.models import build_model
 from speechreps.train import checkpoint as ckpt
 from speechreps.train.trainer import Trainer, seed_everything
+from speechreps.model_types import MODEL_TYPES
 
 from test_datasets import TINY_CONFIG, make_toy_dataset
 
@@ -27,7 +28,7 @@ def _fit(ds, rep, ckpt_dir, epochs, load_from=None, tensorboard=False, **over):
     cfg = config_from_dict({**TINY_CONFIG[rep], "num_epochs": epochs, "validate_every": 0, **over}, rep)
     seed_everything(cfg.seed)
     model = build_model(rep, cfg)
-    ts = make_training_set(rep, model.batch_kind, cfg, ds)
+    ts = make_training_set(MODEL_TYPES[rep].batch_kind, cfg, ds)
     trainer = Trainer(model, ts, cfg, ckpt_dir, rep, device="cpu", progress=False, log=lambda s: None,
                       tensorboard=tensorboard)
     return model, trainer.fit(load_from)
@@ -103,7 +104,7 @@ def test_best_checkpoint_by_validation(toy, tmp_path):
                            "frame_ae")
     seed_everything(0)
     model = build_model("frame_ae", cfg)
-    ts = make_training_set("frame_ae", model.batch_kind, cfg, toy)
+    ts = make_training_set(MODEL_TYPES["frame_ae"].batch_kind, cfg, toy)
     aps = iter([0.5, 0.7, 0.6])
     trainer = Trainer(model, ts, cfg, tmp_path, "frame_ae", device="cpu", progress=False, log=lambda s: None,
                       tensorboard=False, validate=lambda m: {"val_ap": next(aps)})

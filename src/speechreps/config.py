@@ -34,9 +34,11 @@ import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from speechreps.errors import UserError
+
+T = TypeVar("T", bound="TrainingConfig")
 
 
 @dataclass(kw_only=True)
@@ -61,8 +63,8 @@ class TrainingConfig:
 
     def check(self, bad) -> None:
         """Range checks; ``bad(key, requirement)`` raises. Subclasses extend."""
-        _positive(self, bad, "learning_rate", "batch_size", "num_buckets", "checkpoint_interval", "input_dim")
-        _non_negative(self, bad, "grad_clip", "validate_every", "seed", "num_epochs", "num_steps", "steps_per_epoch")
+        positive(self, bad, "learning_rate", "batch_size", "num_buckets", "checkpoint_interval", "input_dim")
+        non_negative(self, bad, "grad_clip", "validate_every", "seed", "num_epochs", "num_steps", "steps_per_epoch")
         if self.num_steps == 0 and self.num_epochs == 0:
             bad("num_epochs", "or num_steps must be given (an integer >= 1)")
         if self.steps_per_epoch and not self.num_steps:
@@ -103,10 +105,10 @@ class APCConfig(TrainingConfig):
 
     def check(self, bad) -> None:
         super().check(bad)
-        _positive(self, bad, "hidden_dim", "num_layers", "num_pred_steps")
-        _non_negative(self, bad, "seq_len", "aux_loss_weight")
+        positive(self, bad, "hidden_dim", "num_layers", "num_pred_steps")
+        non_negative(self, bad, "seq_len", "aux_loss_weight")
         if self.include_aux_loss:
-            _positive(self, bad, "num_pred_steps_aux", "num_aux_anchors", "num_aux_steps_back", "aux_seq_len")
+            positive(self, bad, "num_pred_steps_aux", "num_aux_anchors", "num_aux_steps_back", "aux_seq_len")
             if self.num_pred_steps_aux >= self.aux_seq_len:
                 bad("num_pred_steps_aux", f"must be smaller than aux_seq_len ({self.aux_seq_len})")
 
@@ -123,8 +125,8 @@ class CAPCConfig(APCConfig):
 
     def check(self, bad) -> None:
         TrainingConfig.check(self, bad)
-        _positive(self, bad, "hidden_dim", "num_layers")
-        _non_negative(self, bad, "num_pred_steps", "seq_len")
+        positive(self, bad, "hidden_dim", "num_layers")
+        non_negative(self, bad, "num_pred_steps", "seq_len")
         if self.include_aux_loss:
             bad("include_aux_loss", "is not supported for capc (must be false)")
 
@@ -159,7 +161,7 @@ class CPCConfig(TrainingConfig):
         super().check(bad)
         if self.negatives_from not in ("speaker", "utterance"):
             bad("negatives_from", f'must be "speaker" or "utterance", got {self.negatives_from!r}')
-        _positive(self, bad, "enc_dim", "enc_layers", "z_dim", "c_dim", "num_pred_steps", "num_negatives",
+        positive(self, bad, "enc_dim", "enc_layers", "z_dim", "c_dim", "num_pred_steps", "num_negatives",
                   "n_speakers_per_batch", "n_utterances_per_speaker")
         if self.seq_len <= self.num_pred_steps:
             bad("seq_len", f"must be an integer > num_pred_steps ({self.num_pred_steps}), got {self.seq_len}")
@@ -177,7 +179,7 @@ class FrameAEConfig(TrainingConfig):
 
     def check(self, bad) -> None:
         super().check(bad)
-        _positive(self, bad, "hidden_dim", "num_layers", "bottleneck_dim")
+        positive(self, bad, "hidden_dim", "num_layers", "bottleneck_dim")
 
 
 @dataclass(kw_only=True)
@@ -191,14 +193,6 @@ class FrameCAEConfig(FrameAEConfig):
     ae_checkpoint: str | None = None
 
 
-CONFIG_CLASSES: dict[str, type[TrainingConfig]] = {
-    "apc": APCConfig,
-    "cpc": CPCConfig,
-    "capc": CAPCConfig,
-    "frame_ae": FrameAEConfig,
-    "frame_cae": FrameCAEConfig,
-}
-
 # Original keys that mean nothing here: accepted, ignored.
 IGNORED_KEYS: dict[str, str] = {
     "dframe": "frames keep all their dimensions; use input_dim",
@@ -211,7 +205,7 @@ class _Bad(Exception):
     pass
 
 
-def _positive(cfg, bad, *keys: str) -> None:
+def positive(cfg, bad, *keys: str) -> None:
     for k in keys:
         v = getattr(cfg, k)
         if not v > 0:
@@ -219,7 +213,7 @@ def _positive(cfg, bad, *keys: str) -> None:
             bad(k, f"must be {kind}, got {v!r}")
 
 
-def _non_negative(cfg, bad, *keys: str) -> None:
+def non_negative(cfg, bad, *keys: str) -> None:
     for k in keys:
         v = getattr(cfg, k)
         if not v >= 0:
@@ -283,12 +277,14 @@ def _coerce(value: Any, tp) -> Any:
     raise TypeError(f"unsupported config field type {tp}")
 
 
-def config_from_dict(section: dict, representation_type: str, source: str = "<dict>") -> TrainingConfig:
-    """Build and validate the config of ``representation_type`` from its section (a dict)."""
-    if representation_type not in CONFIG_CLASSES:
-        raise UserError(f"unknown representation type {representation_type!r} (choose from {', '.join(CONFIG_CLASSES)})")
-    cls = CONFIG_CLASSES[representation_type]
-    where = f"{source}: [{representation_type}]"
+def section_from_dict(cls: type[T], section: Any, name: str, source: str = "<dict>") -> T:
+    """Build and validate the dataclass ``cls`` from the config section ``name`` (a dict).
+
+    Every key is checked against the dataclass's fields and their types; a missing required key, an
+    unknown key or a value out of range (the class's ``check``) is one UserError line naming
+    ``source``, the section and the key.
+    """
+    where = f"{source}: [{name}]"
     if not isinstance(section, dict):
         raise UserError(f"{where} must be a JSON object of key: value, got {type(section).__name__}")
     hints = typing.get_type_hints(cls)
@@ -303,9 +299,9 @@ def config_from_dict(section: dict, representation_type: str, source: str = "<di
             kwargs[key] = _coerce(value, hints[key])
         except _Bad:
             raise UserError(f"{where} {key} must be {_describe(hints[key])}, got {json.dumps(value)}") from None
-    for name, f in fields.items():
-        if name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise UserError(f"{where} missing required key {name!r}")
+    for key, f in fields.items():
+        if key not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise UserError(f"{where} missing required key {key!r}")
     cfg = cls(**kwargs)
 
     def bad(key: str, requirement: str) -> None:
@@ -315,11 +311,15 @@ def config_from_dict(section: dict, representation_type: str, source: str = "<di
     return cfg
 
 
-def load_config(path: str | os.PathLike, representation_type: str) -> TrainingConfig:
-    """Read the JSON config file at ``path`` and return its validated section for ``representation_type``.
+def config_from_dict(section: dict, representation_type: str, source: str = "<dict>") -> TrainingConfig:
+    """Build and validate the config of the registered ``representation_type`` from its section (a dict)."""
+    from .model_types import get
 
-    A relative ``ae_checkpoint`` (frame_cae) is resolved against the config file's folder.
-    """
+    return section_from_dict(get(representation_type).config, section, representation_type, source)
+
+
+def read_section(path: str | os.PathLike, name: str) -> dict:
+    """The section ``name`` of the JSON config file at ``path`` (one UserError line if it cannot be had)."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -333,14 +333,23 @@ def load_config(path: str | os.PathLike, representation_type: str) -> TrainingCo
         raise UserError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: must be a JSON object with one section per representation type")
-    if representation_type not in CONFIG_CLASSES:
-        raise UserError(f"unknown representation type {representation_type!r} (choose from {', '.join(CONFIG_CLASSES)})")
-    if representation_type not in data:
+    if name not in data:
         have = ", ".join(k for k in data if not k.startswith(("_", "#"))) or "none"
-        raise UserError(f"{path}: missing section [{representation_type}] (sections present: {have})")
-    cfg = config_from_dict(data[representation_type], representation_type, source=str(path))
+        raise UserError(f"{path}: missing section [{name}] (sections present: {have})")
+    return data[name]
+
+
+def load_config(path: str | os.PathLike, representation_type: str) -> TrainingConfig:
+    """Read the JSON config file at ``path`` and return its validated section for ``representation_type``.
+
+    A relative ``ae_checkpoint`` (frame_cae) is resolved against the config file's folder.
+    """
+    from .model_types import get
+
+    get(representation_type)  # an unknown type is a one-line error before the file is read
+    cfg = config_from_dict(read_section(path, representation_type), representation_type, source=str(path))
     if isinstance(cfg, FrameCAEConfig) and cfg.ae_checkpoint and not os.path.isabs(cfg.ae_checkpoint):
-        cfg.ae_checkpoint = str(path.parent / cfg.ae_checkpoint)
+        cfg.ae_checkpoint = str(Path(path).parent / cfg.ae_checkpoint)
     return cfg
 
 
@@ -354,11 +363,3 @@ def planned_epochs(cfg: TrainingConfig) -> int:
 def config_to_dict(cfg: TrainingConfig) -> dict:
     """The config as a JSON-ready dict (all keys, defaults filled in); ``config_from_dict`` reads it back."""
     return dataclasses.asdict(cfg)
-
-
-def representation_type_of(cfg: TrainingConfig) -> str:
-    """The representation type whose config class ``cfg`` is."""
-    for name, cls in CONFIG_CLASSES.items():
-        if type(cfg) is cls:
-            return name
-    raise TypeError(f"not a registered config: {type(cfg).__name__}")

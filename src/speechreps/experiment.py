@@ -29,6 +29,7 @@ corpora (``--corpus PATH``, optionally ``--zero-resource``) replace stage 1 and 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import shutil
@@ -36,23 +37,21 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
-from . import __version__, runinfo
+from . import __version__, model_types, runinfo
+from .config import TrainingConfig, config_to_dict, load_config
 from .errors import UserError
 from .fileio import write_json
+from .job_data import builtin_datasets, corpus_datasets, user_datasets
 from .layerwise import layer_rows
-from .pipeline import VAL_MAX_TOKENS
+from .run_options import VAL_MAX_TOKENS
 from .runinfo import training_curves
 from .stages import StageCache, fingerprint
 
-REPRESENTATION_TYPES = ("apc", "cpc", "capc", "frame_ae", "frame_cae")
 BUILTIN_LANGUAGES = ("en", "tn")
-#: Frame-level features compared as AWE inputs (``--awe``), beside MFCC: the paper's set. The frame AE
-#: is left out (it is the frame CAE's initialisation, and each row costs minutes of CAE-RNN training).
-AWE_INPUT_TYPES = ("apc", "cpc", "capc", "frame_cae")
 PR_POINTS = 200
 
 
@@ -83,12 +82,8 @@ class MainJobOptions:
     log: Callable[[str], None] = field(default=print, repr=False)
 
     def types(self) -> list[str]:
-        types = list(self.only or REPRESENTATION_TYPES)
-        unknown = [t for t in types if t not in REPRESENTATION_TYPES]
-        if unknown:
-            raise UserError(f"--only: unknown representation type(s) {', '.join(unknown)} "
-                            f"(choose from {', '.join(REPRESENTATION_TYPES)})")
-        return [t for t in REPRESENTATION_TYPES if t in types]  # training order: frame_ae before frame_cae
+        """The types to train, in the registry's order (a type's ``init_from`` before it)."""
+        return model_types.training_order(self.only or model_types.names())
 
 
 def default_config() -> Path:
@@ -99,82 +94,12 @@ def default_config() -> Path:
 # Data
 
 
-def _builtin_datasets(opts: MainJobOptions, cache: StageCache) -> tuple[Path, list[str], dict[str, str]]:
-    """Build and prepare the built-in corpora; returns (data_paths, dataset names, prepare fingerprints)."""
-    from .corpus.synth import SYNTH_VERSION, build_corpus
-    from .data.prepare import prepare_corpus
-
-    data_paths = opts.data_dir / "data_paths.json"
-    names, fps = [], {}
-    for lang in opts.languages:
-        corpus_dir = opts.data_dir / "corpora" / f"synth_{lang}"
-        kw: dict[str, Any] = {"seed": opts.corpus_seed}
-        if opts.corpus_minutes is not None:
-            kw["minutes"] = opts.corpus_minutes
-        if opts.corpus_speakers is not None:
-            kw["n_speakers"] = opts.corpus_speakers
-        fp_corpus = fingerprint("corpus", lang, kw, SYNTH_VERSION)
-        cache.run(f"corpus:{lang}", fp_corpus, lambda: str(build_corpus(
-            lang, corpus_dir, jobs=opts.jobs, progress=opts.progress, **kw)))
-        name = f"synth_{lang}"
-        summary = cache.run(f"prepare:{lang}", fingerprint("prepare", fp_corpus), lambda: prepare_corpus(
-            corpus_dir, opts.data_dir, name, jobs=opts.jobs, progress=opts.progress))
-        names.append(name)
-        fps[name] = summary["fingerprint"]
-    return data_paths, names, fps
-
-
-def _corpus_datasets(opts: MainJobOptions) -> tuple[Path, list[str], dict[str, str]]:
-    """Prepare each ``--corpus`` folder into ``data_dir`` (prepare's own cache skips unchanged ones)."""
-    import re
-
-    from .data.prepare import PrepareOptions, prepare_corpus
-
-    names, fps = [], {}
-    for corpus in opts.corpora or []:
-        name = re.sub(r"[^A-Za-z0-9_.-]", "-", Path(corpus).resolve().name) or "corpus"
-        if name in names:
-            raise UserError(f"--corpus {corpus}: a second corpus named {name!r}")
-        summary = prepare_corpus(corpus, opts.data_dir, name, PrepareOptions(zero_resource=opts.zero_resource),
-                                 jobs=opts.jobs, progress=opts.progress, log=opts.log)
-        if not any(s.get("word_tokens") for s in summary["splits"].values()):
-            raise UserError(f"--corpus {corpus}: no word tokens to evaluate on (the main job needs word alignments; "
-                            f"train single models on it with speechreps train)")
-        names.append(name)
-        fps[name] = summary["fingerprint"]
-    return opts.data_dir / "data_paths.json", names, fps
-
-
-def _user_datasets(opts: MainJobOptions) -> tuple[Path, list[str], dict[str, str]]:
-    from .data.registry import load_dataset
-    from .pipeline import resolve_data_paths
-
-    data_paths = resolve_data_paths(opts.data_paths)
-    fps = {}
-    for name in opts.datasets or []:
-        ds = load_dataset(data_paths, name)
-        stamp = []
-        for p in [*ds.data.values(), *ds.words.values(), ds.train_pairs]:
-            if p is not None and p.is_file():
-                st = p.stat()
-                stamp.append((str(p), st.st_size, int(st.st_mtime)))
-        fps[name] = fingerprint("user-dataset", stamp)
-    return data_paths, list(opts.datasets or []), fps
-
-
 def _word_set(data_paths: Path, name: str, split: str):
-    """(keys, segments, labels, speakers, words, utterances) of a dataset split's same-different set."""
-    from .data.archive import load_archive
+    """The :class:`~speechreps.data.words.WordSet` of a dataset split."""
     from .data.registry import load_dataset
-    from .evaluate.samediff import word_tokens
+    from .data.words import WordSet
 
-    ds = load_dataset(data_paths, name)
-    words_path = ds.word_tokens(split)
-    words = load_archive(words_path)
-    segments, labels, speakers, keys = word_tokens(words, ds.speaker_rule(words_path))
-    utt_path = ds.data.get(split)
-    utterances = load_archive(utt_path) if utt_path is not None and utt_path.is_file() and utt_path != words_path else None
-    return keys, segments, labels, speakers, {k: words[k] for k in keys}, utterances
+    return WordSet.load(load_dataset(data_paths, name), split)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,13 +117,12 @@ def _pr_points(result) -> dict[str, list[float]]:
     return {"precision": [round(float(x), 5) for x in precision[idx]], "recall": [round(float(x), 5) for x in recall[idx]]}
 
 
-def _score(segments, labels, speakers, jobs, device, base: dict, with_pr: bool) -> list[dict]:
-    from .evaluate.samediff import samediff
+def _score(features, words, jobs, device, base: dict, with_pr: bool) -> list[dict]:
+    from .evaluate.scoring import score
 
     rows = []
     for distance in ("downsample", "dtw"):
-        res = samediff(segments, labels, speakers, distance=distance, n_jobs=jobs,
-                       device=device if distance == "dtw" else None)
+        res = score(features, words, distance, jobs, device)
         row = {**base, "distance": distance, "ap": res.ap, "ap_cross_speaker": res.ap_cross_speaker,
                "prb": res.prb, "n_tokens": res.n_tokens, "n_types": res.n_types, "seconds": round(res.seconds, 2)}
         if with_pr and distance == "dtw":
@@ -218,10 +142,10 @@ def _baseline(data_paths: Path, name: str, opts: MainJobOptions) -> list[dict]:
     rows = []
     splits = _eval_splits(data_paths, name)
     for split in splits:
-        keys, segments, labels, speakers, _, _ = _word_set(data_paths, name, split)
+        words = _word_set(data_paths, name, split)
         base = {"features": "mfcc", "layer": None, "trained_on": None, "evaluated_on": name, "split": split,
-                "seed": None, "dim": int(segments[0].shape[1])}
-        rows += _score(segments, labels, speakers, opts.jobs, opts.device, base, with_pr=split == splits[-1])
+                "seed": None, "dim": int(words.segments[0].shape[1])}
+        rows += _score(words.words, words, opts.jobs, opts.device, base, with_pr=split == splits[-1])
     return rows
 
 
@@ -229,61 +153,50 @@ def _baseline(data_paths: Path, name: str, opts: MainJobOptions) -> list[dict]:
 # Training and evaluation of one model
 
 
-def _seed_config(opts: MainJobOptions, config: dict, seed: int, ae_dirs: dict[str, Path], trained_on: str) -> Path:
-    """The config with every section's seed set (and frame_cae starting from this run's frame AE)."""
-    cfg = json.loads(json.dumps(config))
-    for section, values in cfg.items():
-        if isinstance(values, dict):
-            values["seed"] = seed
-    if "frame_cae" in cfg and trained_on in ae_dirs:
-        cfg["frame_cae"]["ae_checkpoint"] = str(ae_dirs[trained_on].resolve())
-    path = opts.run_dir / "configs" / f"{opts_config_name(opts)}_seed{seed}.json"
-    write_json(path, cfg)
-    return path
+def _seed_config(config_file: Path, rep: str, seed: int, trained: dict[str, Path]) -> TrainingConfig:
+    """The config of ``rep`` for ``seed``, starting from this run's trained ``init_from`` model when there is one."""
+    entry = model_types.get(rep)
+    cfg = dataclasses.replace(load_config(config_file, rep), seed=seed)
+    if entry.init_key and entry.init_from in trained:
+        cfg = dataclasses.replace(cfg, **{entry.init_key: str(trained[entry.init_from].resolve())})
+    return cfg
 
 
-def opts_config_name(opts: MainJobOptions) -> str:
-    return Path(opts.config or default_config()).stem
-
-
-def _train(rep: str, config_path: Path, ckpt_dir: Path, data_paths: Path, name: str, opts: MainJobOptions,
-           reference: str | None = None) -> dict:
+def _train(rep: str, cfg: TrainingConfig, config_file: Path, ckpt_dir: Path, data_paths: Path, name: str,
+           opts: MainJobOptions, reference: str | None = None) -> dict:
     from .pipeline import RunOptions, train
 
     if ckpt_dir.exists():
         shutil.rmtree(ckpt_dir)  # inputs changed (or forced): start clean, never mix two runs
     t0 = time.time()
-    result = train(RunOptions(representation_type=rep, config=config_path, ckpt_dir=ckpt_dir, language=name,
+    result = train(RunOptions(representation_type=rep, config=config_file, ckpt_dir=ckpt_dir, language=name,
                               data_paths=data_paths, device=opts.device, jobs=opts.jobs, progress=opts.progress,
-                              reference_language=reference), log=opts.log)
+                              reference_language=reference, seed=cfg.seed), log=opts.log, cfg=cfg)
     curve, val_curve = training_curves(ckpt_dir)
     return {"ckpt_dir": str(ckpt_dir), "seconds": round(time.time() - t0, 1), "curve": curve, "val_curve": val_curve,
             "best_ap": getattr(result, "best_ap", None), "best_epoch": getattr(result, "best_epoch", None),
             "frames_per_second": round(float(getattr(result, "frames_per_second", 0.0)), 1)}
 
 
-def _evaluate_model(rep: str, ckpt_dir: Path, config_path: Path, data_paths: Path, trained_on: str, name: str,
-                    seed: int, opts: MainJobOptions) -> list[dict]:
+def _evaluate_model(rep: str, ckpt_dir: Path, data_paths: Path, trained_on: str, name: str, seed: int,
+                    opts: MainJobOptions) -> list[dict]:
     from .data.archive import save_archive
     from .extract import word_features
-    from .pipeline import RunOptions, _setup, load_trained_model
+    from .trained import load_trained_model, setup_device
 
-    run = RunOptions(representation_type=rep, config=config_path, ckpt_dir=ckpt_dir, language=trained_on,
-                     data_paths=data_paths, device=opts.device, jobs=opts.jobs)
-    device = _setup(run)
-    model, _, _ = load_trained_model(run, device)
+    device = setup_device(opts.device, opts.jobs)
+    model, _, _ = load_trained_model(ckpt_dir, rep, device=device)
     layer = model.default_layer
     rows = []
     splits = _eval_splits(data_paths, name)
     for split in splits:
-        keys, _, labels, speakers, words, utterances = _word_set(data_paths, name, split)
-        feats, _ = word_features(model, words, utterances, [layer], device=device)
+        words = _word_set(data_paths, name, split)
+        feats, _ = word_features(model, words.words, words.utterances, [layer], device=device)
         save_archive(opts.run_dir / "features" / f"s{seed}" / f"{trained_on}" / f"{name}_{split}_{rep}_{layer}.npz",
                      feats[layer])
-        segments = [feats[layer][k] for k in keys]
         base = {"features": rep, "layer": layer, "trained_on": trained_on, "evaluated_on": name, "split": split,
-                "seed": seed, "dim": int(segments[0].shape[1])}
-        rows += _score(segments, labels, speakers, opts.jobs, opts.device, base, with_pr=split == splits[-1])
+                "seed": seed, "dim": int(feats[layer][words.keys[0]].shape[1])}
+        rows += _score(feats[layer], words, opts.jobs, opts.device, base, with_pr=split == splits[-1])
     return rows
 
 
@@ -300,13 +213,10 @@ def run_main_job(opts: MainJobOptions) -> Path:
     config_file = Path(opts.config or default_config())
     if not config_file.is_file():
         raise UserError(f"config file {config_file} does not exist")
-    from .config import load_config
-
     config = json.loads(config_file.read_text())
     for rep in types:
-        load_config(config_file, rep)  # validate every section used before hours of work
-    if "frame_cae" in types and "frame_ae" not in types:
-        load_config(config_file, "frame_ae")
+        for section in model_types.get(rep).sections():
+            load_config(config_file, section)  # validate every section used before hours of work
     if opts.awe:
         from .awe.config import load_awe_config
 
@@ -331,48 +241,20 @@ def _run_stages(opts: MainJobOptions, types: list[str], config_file: Path, confi
     cache = StageCache(opts.run_dir, opts.force, log=opts.log)
 
     if opts.corpora:
-        data_paths, names, data_fps = _corpus_datasets(opts)
+        data_paths, names, data_fps = corpus_datasets(opts)
     elif opts.datasets:
-        data_paths, names, data_fps = _user_datasets(opts)
+        data_paths, names, data_fps = user_datasets(opts)
     else:
-        data_paths, names, data_fps = _builtin_datasets(opts, cache)
+        data_paths, names, data_fps = builtin_datasets(opts, cache)
 
     rows: list[dict] = []
-    layer_table: list[dict] = []
     for name in names:
         rows += cache.run(f"baseline:{name}", fingerprint("baseline", data_fps[name]),
                           lambda: _baseline(data_paths, name, opts))
 
-    training: dict[str, dict] = {}
     seeds = [opts.base_seed + k for k in range(opts.seeds)]
-    for seed in seeds:
-        ae_dirs: dict[str, Path] = {}
-        for rep in types:
-            for name in names:
-                config_path = _seed_config(opts, config, seed, ae_dirs, name)
-                section = json.loads(config_path.read_text())
-                deps = {s: section.get(s) for s in (rep, "frame_ae") if s in section}
-                ckpt_dir = opts.run_dir / "models" / f"s{seed}" / name / rep
-                fp_train = fingerprint("train", rep, deps, data_fps[name], seed,
-                                       training.get(f"frame_ae:{name}:s{seed}", {}).get("fingerprint"))
-                res = cache.run(f"train:{rep}:{name}:s{seed}", fp_train,
-                                lambda: _train(rep, config_path, ckpt_dir, data_paths, name, opts))
-                if "val_curve" not in res:  # recorded by an older version
-                    res = dict(zip(("curve", "val_curve"), training_curves(ckpt_dir)), **{
-                        k: v for k, v in res.items() if k not in ("curve", "val_curve")})
-                training[f"{rep}:{name}:s{seed}"] = {**res, "fingerprint": fp_train, "rep": rep, "dataset": name,
-                                                     "seed": seed}
-                layer_table += cache.run(
-                    f"layers:{rep}:{name}:s{seed}", fingerprint("layers", fp_train, data_fps[name], VAL_MAX_TOKENS),
-                    lambda: layer_rows(rep, ckpt_dir, config_path, data_paths, name, seed, opts.jobs, opts.device))
-                if rep == "frame_ae":
-                    ae_dirs[name] = ckpt_dir
-                targets = [name] + ([n for n in names if n != name] if opts.cross_lingual and name == names[0] else [])
-                for target in targets:
-                    rows += cache.run(
-                        f"evaluate:{rep}:{name}:{target}:s{seed}",
-                        fingerprint("evaluate", fp_train, data_fps[target]),
-                        lambda: _evaluate_model(rep, ckpt_dir, config_path, data_paths, name, target, seed, opts))
+    model_rows, layer_table, training = _model_stages(opts, types, config_file, data_paths, names, data_fps, seeds, cache)
+    rows += model_rows
 
     encoder_section = None
     if opts.encoders:
@@ -385,13 +267,68 @@ def _run_stages(opts: MainJobOptions, types: list[str], config_file: Path, confi
     if opts.discover:
         from .zero_resource import markdown, run_track
 
-        zr_track = run_track(config, data_paths, names, data_fps, training, types, seeds[0], opts, cache)
+        zr_track = run_track(config_file, data_paths, names, data_fps, training, types, seeds[0], opts, cache)
         zr_track["markdown"] = markdown(zr_track, rows, seeds[0])
     awe_table = _awe_comparison(config_file, data_paths, names, training, seeds[0], opts, cache) if opts.awe else None
 
     from .report import write_report
 
-    meta = {
+    meta = _meta(types, config_file, config, seeds, names, data_paths, cache, machine_start, t_start)
+    results = {"meta": meta, "rows": rows, "training": training, "layers": layer_table}
+    if awe_table:
+        results["awe"] = awe_table
+    if encoder_section:
+        results["encoders"] = encoder_section
+    if zr_track:
+        results["zero_resource"] = zr_track
+    write_json(opts.run_dir / "results.json", results)
+    report = write_report(opts.run_dir, results, data_paths)
+    return report
+
+
+def _model_stages(opts: MainJobOptions, types: list[str], config_file: Path, data_paths: Path, names: list[str],
+                  data_fps: dict[str, str], seeds: list[int], cache: StageCache) -> tuple[list[dict], list[dict], dict]:
+    """Train, per-layer-score and evaluate every type on every dataset for every seed (stages 4-5);
+    returns the table rows, the per-layer rows and the training records."""
+    rows: list[dict] = []
+    layer_table: list[dict] = []
+    training: dict[str, dict] = {}
+    for seed in seeds:
+        trained_dirs: dict[str, dict[str, Path]] = {name: {} for name in names}  # dataset -> type -> ckpt_dir
+        for rep in types:
+            init_from = model_types.get(rep).init_from
+            for name in names:
+                cfg = _seed_config(config_file, rep, seed, trained_dirs[name])
+                deps = {s: config_to_dict(cfg if s == rep else _seed_config(config_file, s, seed, trained_dirs[name]))
+                        for s in model_types.get(rep).sections()}
+                ckpt_dir = opts.run_dir / "models" / f"s{seed}" / name / rep
+                fp_train = fingerprint("train", rep, deps, data_fps[name], seed,
+                                       training.get(f"{init_from}:{name}:s{seed}", {}).get("fingerprint"))
+                res = cache.run(f"train:{rep}:{name}:s{seed}", fp_train,
+                                lambda: _train(rep, cfg, config_file, ckpt_dir, data_paths, name, opts))
+                if "val_curve" not in res:  # recorded by an older version
+                    res = dict(zip(("curve", "val_curve"), training_curves(ckpt_dir)), **{
+                        k: v for k, v in res.items() if k not in ("curve", "val_curve")})
+                training[f"{rep}:{name}:s{seed}"] = {**res, "fingerprint": fp_train, "rep": rep, "dataset": name,
+                                                     "seed": seed}
+                layer_table += cache.run(
+                    f"layers:{rep}:{name}:s{seed}", fingerprint("layers", fp_train, data_fps[name], VAL_MAX_TOKENS),
+                    lambda: layer_rows(rep, ckpt_dir, data_paths, name, seed, opts.jobs, opts.device))
+                trained_dirs[name][rep] = ckpt_dir
+                targets = [name] + ([n for n in names if n != name] if opts.cross_lingual and name == names[0] else [])
+                for target in targets:
+                    rows += cache.run(
+                        f"evaluate:{rep}:{name}:{target}:s{seed}",
+                        fingerprint("evaluate", fp_train, data_fps[target]),
+                        lambda: _evaluate_model(rep, ckpt_dir, data_paths, name, target, seed, opts))
+
+    return rows, layer_table, training
+
+
+def _meta(types: list[str], config_file: Path, config: dict, seeds: list[int], names: list[str],
+          data_paths: Path, cache: StageCache, machine_start: dict, t_start: float) -> dict:
+    """The run facts recorded in results.json and the report: versions, config, stage times, machine, corpus."""
+    return {
         "speechreps_version": __version__,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
@@ -414,16 +351,6 @@ def _run_stages(opts: MainJobOptions, types: list[str], config_file: Path, confi
         "val_tokens": VAL_MAX_TOKENS,
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    results = {"meta": meta, "rows": rows, "training": training, "layers": layer_table}
-    if awe_table:
-        results["awe"] = awe_table
-    if encoder_section:
-        results["encoders"] = encoder_section
-    if zr_track:
-        results["zero_resource"] = zr_track
-    write_json(opts.run_dir / "results.json", results)
-    report = write_report(opts.run_dir, results, data_paths)
-    return report
 
 
 def _awe_comparison(config_file: Path, data_paths: Path, names: list[str], training: dict[str, dict], seed: int,
@@ -435,7 +362,7 @@ def _awe_comparison(config_file: Path, data_paths: Path, names: list[str], train
     cfg = load_awe_config(config_file)
     feature_sets: dict[str, dict[str, Path]] = {}
     for entry in training.values():
-        if entry["seed"] == seed and entry["rep"] in AWE_INPUT_TYPES:
+        if entry["seed"] == seed and model_types.get(entry["rep"]).awe_input:
             feature_sets.setdefault(entry["rep"], {})[entry["dataset"]] = Path(entry["ckpt_dir"])
     t0 = time.time()
     rows = compare(data_paths, names, feature_sets, cfg, opts.run_dir / "awe", seed=seed, log=opts.log,

@@ -143,15 +143,10 @@ def extract_split(
     device: torch.device | str = "cpu",
 ) -> tuple[list[Path], dict[str, int]]:
     """Extract the word tokens of one split of dataset ``ds``; one file per layer."""
-    from .data.archive import load_archive
+    from .data.words import WordSet
 
-    words_path = ds.word_tokens(split)
-    words = load_archive(words_path)
-    utterances = None
-    utt_path = ds.data.get(split)
-    if not isolated and utt_path is not None and utt_path.is_file() and utt_path != words_path:
-        utterances = load_archive(utt_path)
-    feats, counts = word_features(model, words, utterances, layers, isolated, device, source=words_path)
+    words = WordSet.load(ds, split, context=not isolated)
+    feats, counts = word_features(model, words.words, words.utterances, layers, isolated, device, source=words.path)
     paths = []
     for name, arrays in feats.items():
         paths.append(save_archive(output_path(save_path, ds.name, split, rep_type, name), arrays))

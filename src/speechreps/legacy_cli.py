@@ -18,7 +18,8 @@ import argparse
 import sys
 
 from .errors import UserError
-from .pipeline import ACTIONS, REPRESENTATION_TYPES, add_run_options, options_from_args, run_action
+from .model_types import names
+from .pipeline import ACTIONS, add_run_options, options_from_args, run_action
 from .run_options import LEGACY_LANGUAGE
 
 
@@ -27,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="learn_speech_reps",
         description="Train, evaluate and extract self-supervised speech representations (the original interface).",
     )
-    p.add_argument("representation_type", help=f"one of {', '.join(REPRESENTATION_TYPES)}")
+    p.add_argument("representation_type", help=f"one of {', '.join(names())}")
     p.add_argument("action", help=f"one of {', '.join(ACTIONS)}")
     p.add_argument("config_file", help="JSON config, one section per representation type")
     p.add_argument("checkpoint_path", help="folder where checkpoints are saved or loaded")

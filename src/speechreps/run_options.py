@@ -2,14 +2,17 @@
 
 Each ``speechreps`` action lists only the options it uses (:data:`OPTION_ACTIONS`), so that its
 ``--help`` is a true list; ``learn_speech_reps`` takes its action as a positional argument and so
-accepts them all. :func:`speechreps.pipeline.options_from_args` turns the parsed options into a
-:class:`speechreps.pipeline.RunOptions`.
+accepts them all. :func:`options_from_args` turns the parsed options into a :class:`RunOptions`.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import UserError, check_jobs
 
 ACTIONS = ("train", "evaluate", "extract", "all")
 VAL_MAX_TOKENS = 300
@@ -95,3 +98,90 @@ def add_run_options(p: argparse.ArgumentParser, action: str | None = None, langu
     add("--log-every", type=float, default=LOG_EVERY_S, metavar="S",
         help=f"train: without a progress bar (output not a terminal, or --no-progress), a line with the "
              f"rate and the time left every S seconds within an epoch (default {LOG_EVERY_S:g}; 0: never)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsed options -> RunOptions
+
+SPLIT_FLAGS = {"train": "extract_training", "validation": "extract_validation", "test": "extract_test"}
+
+
+@dataclass
+class RunOptions:
+    representation_type: str
+    config: Path
+    ckpt_dir: Path
+    language: str = DEFAULT_LANGUAGE
+    load_from_epoch: int | None = None
+    resume: bool = False
+    save_path: Path | None = None
+    extract_language: str | None = None
+    splits: list[str] = field(default_factory=lambda: ["train", "validation", "test"])
+    data_paths: Path | None = None
+    pairs: Path | None = None
+    layer: str | None = None
+    isolated: bool = False
+    checkpoint: str = "best"
+    device: str | None = None
+    jobs: int | None = None
+    progress: bool = True
+    val_tokens: int = VAL_MAX_TOKENS
+    workers: int = 0
+    # a second dataset whose validation AP is only logged (as ref_val_ap...), never used to pick best.pt:
+    # the zero-resource track picks by discovered terms and records what gold labels would have picked
+    reference_language: str | None = None
+    seed: int | None = None  # overrides the config's seed (and that of a type trained first to initialise it)
+    utterances: bool = False
+    log_every: float = LOG_EVERY_S
+
+
+def options_from_args(args: argparse.Namespace, action: str) -> RunOptions:
+    """Check the parsed arguments (one-line UserErrors) and turn them into :class:`RunOptions`."""
+    from .model_types import get
+
+    rep = get(args.representation_type).name
+    if action not in ACTIONS:
+        raise UserError(f"unknown action {action!r} (choose from {', '.join(ACTIONS)})")
+    config = Path(args.config_file)
+    if not config.is_file():
+        raise UserError(f"config file {config} does not exist")
+    if action in ("extract", "all") and not getattr(args, "save_path", None):
+        raise UserError(f"action {action!r} needs --save_path (the folder for the extracted features)")
+    if args.load_from_epoch is not None and args.load_from_epoch < 0:
+        raise UserError(f"--load-from-epoch must be >= 0, got {args.load_from_epoch}")
+    val_tokens = getattr(args, "val_tokens", VAL_MAX_TOKENS)
+    if val_tokens < 0:
+        raise UserError(f"--val-tokens must be >= 0, got {val_tokens}")
+    workers = getattr(args, "workers", 0)
+    if workers < 0:
+        raise UserError(f"--workers must be >= 0, got {workers}")
+    check_jobs(args.jobs)
+    log_every = getattr(args, "log_every", LOG_EVERY_S)
+    if log_every < 0:
+        raise UserError(f"--log-every must be >= 0, got {log_every}")
+    splits = [s for s, flag in SPLIT_FLAGS.items() if getattr(args, flag, False)] or list(SPLIT_FLAGS)
+    save_path, pairs = getattr(args, "save_path", None), getattr(args, "pairs", None)
+    return RunOptions(
+        representation_type=rep, config=config, ckpt_dir=Path(args.checkpoint_path), language=args.language,
+        load_from_epoch=args.load_from_epoch, resume=getattr(args, "resume", False),
+        save_path=Path(save_path) if save_path else None, extract_language=getattr(args, "extract_language", None),
+        splits=splits, data_paths=resolve_data_paths(args.data_paths),
+        pairs=Path(pairs) if pairs else None, layer=getattr(args, "layer", None),
+        isolated=getattr(args, "isolated", False), checkpoint=getattr(args, "checkpoint", "best"),
+        device=args.device, jobs=args.jobs, progress=not getattr(args, "no_progress", False),
+        val_tokens=val_tokens, workers=workers, log_every=log_every,
+        utterances=getattr(args, "utterances", False),
+    )
+
+
+def resolve_data_paths(given: str | Path | None) -> Path:
+    """``given``, else the first of ./data_paths.json, ./data/data_paths.json, ./config/data_paths.json."""
+    if given:
+        path = Path(given)
+        if not path.is_file():
+            raise UserError(f"--data-paths {path} does not exist")
+        return path
+    for candidate in (Path("data_paths.json"), Path("data") / "data_paths.json", Path("config") / "data_paths.json"):
+        if candidate.is_file():
+            return candidate
+    raise UserError("no data_paths.json in ., ./data or ./config: give --data-paths FILE (speechreps prepare writes one)")

@@ -45,7 +45,7 @@ def machine(jobs: int | None) -> dict[str, Any]:
     import torch
 
     return {"cpus": os.cpu_count(), "torch_threads": int(jobs or torch.get_num_threads()),
-            "jobs_option": jobs, "load": load_average(),
+            "jobs_option": jobs, "load": load_average(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 

@@ -8,7 +8,8 @@ For each dataset:
    one (ZeroSpeech measures), with NED against coverage over DTW thresholds for the plot;
 2. a dataset ``<ds>_zr`` registered in ``data_paths.json``: the same utterances, the discovered
    pairs as ``train_pairs``, the discovered validation terms as ``validation_words``;
-3. ``zr-train:<type>:<ds>:s<seed>``: CAPC and frame CAE trained on ``<ds>_zr``. ``best.pt`` is picked
+3. ``zr-train:<type>:<ds>:s<seed>``: the types that train on word pairs (registry: ``uses_pairs``;
+   CAPC and frame CAE) trained on ``<ds>_zr``. ``best.pt`` is picked
    by the AP on the discovered validation terms (model selection without labels); the gold
    validation AP is logged beside it (``ref_val_ap``) only to report which epoch it would have picked;
 4. ``zr-evaluate:...``: the model scored on the gold validation and test words like every other row.
@@ -25,9 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
-ZR_TYPES = ("capc", "frame_cae")
+from . import model_types
+
 Z_CURVE = (3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5)
 
 
@@ -108,14 +109,14 @@ def _selection(ckpt_dir: Path) -> dict:
             "gold_ap_at_pseudo_epoch": pseudo["ref_val_ap"], "gold_ap_best": gold["ref_val_ap"]}
 
 
-def run_track(config: dict, data_paths: Path, names: list[str], data_fps: dict[str, str], training: dict,
+def run_track(config_file: Path, data_paths: Path, names: list[str], data_fps: dict[str, str], training: dict,
               types: list[str], seed: int, opts, cache) -> dict:
     """Run (or reuse) the track's stages for ``seed``; returns ``{"rows", "discovery", "selection", "markdown"}``."""
-    from .experiment import _evaluate_model, _train
-    from .fileio import write_json
+    from .config import config_to_dict
+    from .experiment import _evaluate_model, _seed_config, _train
     from .stages import fingerprint
 
-    reps = [t for t in ZR_TYPES if t in types]
+    reps = [t for t in types if model_types.get(t).uses_pairs]
     rows: list[dict] = []
     discovery, selection = {}, {}
     for name in names:
@@ -126,24 +127,18 @@ def run_track(config: dict, data_paths: Path, names: list[str], data_fps: dict[s
         discovery[name] = disc
         zr = _register(data_paths, name, disc)
         for rep in reps:
-            cfg = json.loads(json.dumps(config))
-            for values in cfg.values():
-                if isinstance(values, dict):
-                    values["seed"] = seed
-            ae = training.get(f"frame_ae:{name}:s{seed}")
-            if rep == "frame_cae" and ae:
-                cfg["frame_cae"]["ae_checkpoint"] = str(Path(ae["ckpt_dir"]).resolve())  # the AE needs no labels
-            config_path = opts.run_dir / "configs" / f"zr_{name}_seed{seed}.json"
-            write_json(config_path, cfg)
+            # a type's initialiser (the frame AE) needs no labels: the one trained on this dataset is reused
+            init = training.get(f"{model_types.get(rep).init_from}:{name}:s{seed}")
+            cfg = _seed_config(config_file, rep, seed, {model_types.get(rep).init_from: Path(init["ckpt_dir"])}
+                               if init else {})
             ckpt_dir = opts.run_dir / "models" / f"s{seed}" / zr / rep
-            fp = fingerprint("zr-train", rep, cfg.get(rep), data_fps[name], disc["train"]["stats"], seed,
-                             ae and ae.get("fingerprint"))
-            res = cache.run(f"zr-train:{rep}:{name}:s{seed}", fp,
-                            lambda: _train(rep, config_path, ckpt_dir, data_paths, zr, opts, reference=name))
+            fp = fingerprint("zr-train", rep, config_to_dict(cfg), data_fps[name], disc["train"]["stats"], seed,
+                             init and init.get("fingerprint"))
+            cache.run(f"zr-train:{rep}:{name}:s{seed}", fp,
+                      lambda: _train(rep, cfg, config_file, ckpt_dir, data_paths, zr, opts, reference=name))
             selection[f"{rep}:{name}"] = _selection(ckpt_dir)
             rows += cache.run(f"zr-evaluate:{rep}:{name}:s{seed}", fingerprint("zr-evaluate", fp),
-                              lambda: _evaluate_model(rep, ckpt_dir, config_path, data_paths, zr, name, seed, opts))
-            del res
+                              lambda: _evaluate_model(rep, ckpt_dir, data_paths, zr, name, seed, opts))
     figure = _plot_curves(discovery, opts.run_dir / "discovery_ned_coverage.png")
     return {"rows": rows, "discovery": discovery, "selection": selection, "figure": figure and figure.name}
 
@@ -211,7 +206,7 @@ def markdown(track: dict, main_rows: list[dict], seed: int) -> str:
               "test gain kept |", "|---|---|---|---|---|---|"]
     names = list(track["discovery"])
     for name in names:
-        for rep in ZR_TYPES:
+        for rep in dict.fromkeys(r["features"] for r in track["rows"]):
             m = [ap(main_rows, "mfcc", None, name, s) for s in ("validation", "test")]
             g = [ap(main_rows, rep, name, name, s) for s in ("validation", "test")]
             z = [ap(track["rows"], rep, f"{name}_zr", name, s) for s in ("validation", "test")]

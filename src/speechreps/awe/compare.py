@@ -30,12 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from .. import model_types
 from ..errors import UserError
 from ..fileio import write_json, write_text
 from .config import AWEConfig, awe_config_to_dict
 
 # Row order of the table: input features.
-FEATURE_ORDER = ("mfcc", "apc", "cpc", "capc", "frame_ae", "frame_cae")
+FEATURE_ORDER = ("mfcc", *model_types.names())
 MODEL_NAMES = {"cae_rnn": "CAE-RNN", "contrastive_rnn": "ContrastiveRNN"}
 
 

@@ -14,12 +14,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import TrainingConfig, _Bad, _coerce, _describe, _non_negative, _positive
+from ..config import TrainingConfig, non_negative, positive, read_section, section_from_dict
 from ..errors import UserError
 
 SECTION = "awe"
@@ -81,9 +80,9 @@ class AWEConfig(TrainingConfig):
 
     def check(self, bad) -> None:
         super().check(bad)
-        _positive(self, bad, "embedding_dim", "enc_hidden_dim", "enc_num_layers", "dec_hidden_dim",
+        positive(self, bad, "embedding_dim", "enc_hidden_dim", "enc_num_layers", "dec_hidden_dim",
                   "dec_num_layers", "max_pairs_per_word", "downsample_n", "frame_stride")
-        _non_negative(self, bad, "ae_num_epochs", "ae_learning_rate", "max_pairs", "max_frames")
+        non_negative(self, bad, "ae_num_epochs", "ae_learning_rate", "max_pairs", "max_frames")
         if self.model not in MODELS:
             bad("model", f"must be one of {', '.join(MODELS)}, got {self.model!r}")
         if self.stride_mode not in ("subsample", "mean"):
@@ -104,30 +103,9 @@ def config_class(model: Any, where: str = SECTION) -> type[AWEConfig]:
 
 
 def awe_config_from_dict(section: Any, source: str = "<dict>") -> AWEConfig:
-    """Validate an ``"awe"`` section (a dict) into :class:`AWEConfig`; unknown keys are errors."""
-    where = f"{source}: [{SECTION}]"
-    if not isinstance(section, dict):
-        raise UserError(f"{where} must be a JSON object of key: value, got {type(section).__name__}")
-    cls = config_class(section.get("model", "cae_rnn"), where)
-    hints = typing.get_type_hints(cls)
-    fields = {f.name for f in dataclasses.fields(cls)}
-    kwargs: dict[str, Any] = {}
-    for key, value in section.items():
-        if key.startswith(("_", "#")):
-            continue
-        if key not in fields:
-            raise UserError(f"{where} unknown key {key!r} (known keys: {', '.join(sorted(fields))})")
-        try:
-            kwargs[key] = _coerce(value, hints[key])
-        except _Bad:
-            raise UserError(f"{where} {key} must be {_describe(hints[key])}, got {json.dumps(value)}") from None
-    cfg = cls(**kwargs)
-
-    def bad(key: str, requirement: str) -> None:
-        raise UserError(f"{where} {key} {requirement}")
-
-    cfg.check(bad)
-    return cfg
+    """Validate an ``"awe"`` section (a dict) into the config class of its ``model`` (the frame sections' loader)."""
+    model = section.get("model", "cae_rnn") if isinstance(section, dict) else "cae_rnn"
+    return section_from_dict(config_class(model, f"{source}: [{SECTION}]"), section, SECTION, source)
 
 
 def load_awe_config(path: str | os.PathLike | None = None) -> AWEConfig:
@@ -137,18 +115,7 @@ def load_awe_config(path: str | os.PathLike | None = None) -> AWEConfig:
     which are paper-size and take hours on a CPU.
     """
     path = Path(path) if path is not None else Path(__file__).resolve().parent.parent / "configs" / "demo.json"
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path}: config file not found") from None
-    except OSError as e:
-        raise UserError(f"{path}: cannot read config file ({e.strerror})") from None
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
-    if not isinstance(data, dict) or SECTION not in data:
-        have = ", ".join(k for k in data if not str(k).startswith(("_", "#"))) if isinstance(data, dict) else "none"
-        raise UserError(f"{path}: missing section [{SECTION}] (sections present: {have or 'none'})")
-    return awe_config_from_dict(data[SECTION], source=str(path))
+    return awe_config_from_dict(read_section(path, SECTION), source=str(path))
 
 
 def awe_config_to_dict(cfg: AWEConfig) -> dict:

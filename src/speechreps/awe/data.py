@@ -39,7 +39,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import model_types
 from ..data.archive import format_key, load_archive, parse_word_key
+from ..data.datasets import pad
 from ..data.alignments import same_label_pairs
 from ..data.pairs import SegmentLookup
 from ..errors import UserError, WarningCounter
@@ -88,22 +90,15 @@ class ModelInput(InputFeatures):
 
     def __init__(self, ckpt_dir: str | Path, layer: str | None = None, device: Any = "cpu",
                  checkpoint: str = "best"):
-        from ..pipeline import RunOptions, load_trained_model
-        from ..train import checkpoint as ckpt
+        from ..trained import load_trained_model
 
         self.ckpt_dir = Path(ckpt_dir)
         if not self.ckpt_dir.is_dir():
             raise UserError(f"frame-level model folder {self.ckpt_dir} does not exist")
-        path = ckpt.find_checkpoint(self.ckpt_dir, prefer=checkpoint)
-        state = ckpt.load(path, map_location="cpu")
-        rep = state.get("representation_type")
-        if not rep:
-            raise UserError(f"checkpoint {path} does not say which representation type it holds")
-        self.rep_type = rep
-        opts = RunOptions(representation_type=rep, config=self.ckpt_dir / "config.json", ckpt_dir=self.ckpt_dir,
-                          checkpoint=checkpoint)
         self.device = device
-        self.model, self.path, _ = load_trained_model(opts, device)
+        self.model, self.path, _ = load_trained_model(self.ckpt_dir, prefer=checkpoint, config=self.ckpt_dir / "config.json",
+                                                         device=device)
+        rep = self.rep_type = model_types.type_of_config(self.model.cfg)
         self.layer = layer or self.model.default_layer
         if self.layer not in self.model.layers:
             raise UserError(f"layer {self.layer!r}: the {rep} model of {self.ckpt_dir} has layers {', '.join(self.model.layers)}")
@@ -248,16 +243,6 @@ def training_pairs(ds, inputs: InputFeatures, pairs_file: str | Path | None = No
 
 # ---------------------------------------------------------------------------------------------
 # Batches
-
-
-def pad(arrays: Sequence[np.ndarray], dim: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """List of (T_i, D) arrays -> zero-padded (B, T_max, D) float32 and (B,) long lengths."""
-    lengths = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
-    d = arrays[0].shape[1] if dim is None else dim
-    out = np.zeros((len(arrays), int(lengths.max()), d), dtype=np.float32)
-    for i, a in enumerate(arrays):
-        out[i, : len(a)] = a
-    return torch.from_numpy(out), torch.from_numpy(lengths)
 
 
 @dataclass

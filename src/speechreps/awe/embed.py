@@ -45,7 +45,7 @@ def model_embeddings(model: torch.nn.Module, words: Mapping[str, np.ndarray], de
 
     Tokens are batched by length; the encoder reads packed sequences, so padding changes nothing.
     """
-    from .data import pad
+    from ..data.datasets import pad
 
     keys = list(words)
     if not keys:

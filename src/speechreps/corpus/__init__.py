@@ -4,7 +4,8 @@
 ``speechreps prepare`` reads; ``synthesize(text, voice)`` speaks one text in this process.
 """
 
-from .synth import LANGUAGES, CorpusParams, Speaker, Word, build_corpus, default_out_dir, load_vocab, read_manifest, synthesize
+from .synth import LANGUAGES, CorpusParams, Speaker, build_corpus, default_out_dir, load_vocab, read_manifest
+from .utterance import Word, synthesize
 
 __all__ = ["LANGUAGES", "CorpusParams", "Speaker", "Word", "build_corpus", "default_out_dir", "load_vocab",
            "read_manifest", "synthesize"]

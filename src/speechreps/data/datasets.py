@@ -10,20 +10,20 @@ trainer only needs ``train_set.sampler`` (iterable of index batches, ``state_dic
 ``train_set.collate(indices) -> batch`` and ``train_set.n_frames(indices)`` (unpadded frames, for
 throughput). Batches are the types of :mod:`speechreps.models.base`.
 
-Which data a type trains on (:func:`make_training_set`), by the model's ``batch_kind``:
+Which data a type trains on (:func:`make_training_set`), by its registered ``batch_kind``:
 
 =====================  ===========================================================================
 ``utterance``          training utterances, length-bucketed batches (APC)
 ``speaker_utterance``  training utterances, speakers x utterances batches, random ``seq_len`` crops (CPC)
 ``pair``               DTW-aligned segment pairs (CAPC), length-bucketed
-``frame`` / ``frame_pair``  single frames (frame AE: target = input) or DTW-aligned frame pairs
-                       (frame CAE), shuffled frame batches
+``frame``              single frames, target = input (frame AE), shuffled frame batches
+``frame_pair``         DTW-aligned frame pairs (frame CAE), shuffled frame batches
 =====================  ===========================================================================
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..config import APCConfig, CAPCConfig, CPCConfig, TrainingConfig
 from ..errors import UserError, WarningCounter
 from ..models.base import FramePairBatch, PairBatch, UtteranceBatch
 from .archive import SpeakerRule, load_archive, parse_utterance_key
@@ -163,11 +164,6 @@ class TrainingSet:
         return self.dataset.n_frames(refs)
 
 
-def _cfg(cfg: Any, name: str, default: Any = None) -> Any:
-    value = getattr(cfg, name, default)
-    return default if value is None else value
-
-
 def segment_pairs_for(ds, pairs_file: str | Path | None, warnings: WarningCounter | None = None,
                       seed: int = 0) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
     """Unaligned training segment pairs of a dataset (see :mod:`speechreps.data.pairs` for the order)."""
@@ -190,60 +186,71 @@ def segment_pairs_for(ds, pairs_file: str | Path | None, warnings: WarningCounte
     )
 
 
-def make_training_set(rep_type: str, batch_kind: str, cfg: Any, ds, pairs_file: str | Path | None = None,
-                      warnings: WarningCounter | None = None) -> TrainingSet:
-    """The training data of ``rep_type`` from dataset ``ds`` (a :class:`~speechreps.data.registry.DatasetPaths`)."""
+def _utterances(cfg: APCConfig, ds, pairs_file, warnings) -> TrainingSet:
+    from .packed import open_features
+
+    path = ds.utterances("train")
+    data = UtteranceDataset(open_features(path), ds.speaker_rule(path), frame_cap=cfg.seq_len)
+    sampler = BucketBatchSampler(data.lengths, cfg.batch_size, cfg.num_buckets, seed=cfg.seed)
+    return TrainingSet(data, sampler, f"{len(data)} utterances of {path}")
+
+
+def _speaker_utterances(cfg: CPCConfig, ds, pairs_file, warnings) -> TrainingSet:
+    from .packed import open_features
+
+    path = ds.utterances("train")
+    data = UtteranceDataset(open_features(path), ds.speaker_rule(path), seq_len=cfg.seq_len)
+    sampler = SpeakerBatchSampler(data.speakers, data.lengths, cfg.n_speakers_per_batch, cfg.n_utterances_per_speaker,
+                                  seq_len=cfg.seq_len, seed=cfg.seed)
+    return TrainingSet(data, sampler, f"{len(data)} utterances of {len(data.speaker_names)} speakers of {path}, "
+                                      f"{sampler.n_speakers} speakers x {sampler.n_utterances} utterances per batch")
+
+
+def _segment_pairs(cfg: CAPCConfig, ds, pairs_file, warnings) -> TrainingSet:
     from . import pairs as P
 
-    seed = int(_cfg(cfg, "seed", 0))
-    batch_size = int(_cfg(cfg, "batch_size", 64))
-    num_buckets = int(_cfg(cfg, "num_buckets", 1))
-    if batch_kind in ("utterance", "speaker_utterance"):
-        from .packed import open_features
+    if pairs_file is None and ds.aligned_train is not None:
+        pairs, source = P.load_original_aligned(ds.aligned_train), f"aligned pairs {ds.aligned_train}"
+    else:
+        raw, source = segment_pairs_for(ds, pairs_file, warnings, cfg.seed)
+        pairs = P.aligned_segment_pairs(raw)
+    data = PairDataset(pairs, frame_cap=cfg.seq_len)
+    sampler = BucketBatchSampler(data.lengths, cfg.batch_size, cfg.num_buckets, seed=cfg.seed)
+    return TrainingSet(data, sampler, f"{len(data)} aligned segment pairs (both directions) from {source}")
 
-        path = ds.utterances("train")
-        arrays = open_features(path)
-        if batch_kind == "utterance":
-            data = UtteranceDataset(arrays, ds.speaker_rule(path), frame_cap=_cfg(cfg, "seq_len", None))
-            sampler = BucketBatchSampler(data.lengths, batch_size, num_buckets, seed=seed)
-            return TrainingSet(data, sampler, f"{len(data)} utterances of {path}")
-        seq_len = _cfg(cfg, "seq_len", None)
-        data = UtteranceDataset(arrays, ds.speaker_rule(path), seq_len=seq_len)
-        sampler = SpeakerBatchSampler(
-            data.speakers, data.lengths, int(_cfg(cfg, "n_speakers_per_batch", 8)),
-            int(_cfg(cfg, "n_utterances_per_speaker", 8)), seq_len=seq_len, seed=seed,
-        )
-        return TrainingSet(
-            data, sampler,
-            f"{len(data)} utterances of {len(data.speaker_names)} speakers of {path}, "
-            f"{sampler.n_speakers} speakers x {sampler.n_utterances} utterances per batch",
-        )
-    if batch_kind == "pair":
-        if pairs_file is None and ds.aligned_train is not None:
-            pairs, source = P.load_original_aligned(ds.aligned_train), f"aligned pairs {ds.aligned_train}"
-        else:
-            raw, source = segment_pairs_for(ds, pairs_file, warnings, seed)
-            pairs = P.aligned_segment_pairs(raw)
-        data = PairDataset(pairs, frame_cap=_cfg(cfg, "seq_len", None))
-        sampler = BucketBatchSampler(data.lengths, batch_size, num_buckets, seed=seed)
-        return TrainingSet(data, sampler, f"{len(data)} aligned segment pairs (both directions) from {source}")
-    if batch_kind in ("frame", "frame_pair"):
-        if rep_type == "frame_ae":
-            from .packed import open_packed
 
-            path = ds.utterances("train")
-            packed = open_packed(path)
-            x = packed.matrix if packed is not None else np.concatenate(list(load_archive(path).values()))
-            data, source = FrameDataset(x), f"frames of {path}"
-        else:
-            if pairs_file is None and ds.word_1_train is not None and ds.word_2_train is not None:
-                x, y = P.load_original_frame_pairs(ds.word_1_train, ds.word_2_train)
-                source = f"aligned frames {ds.word_1_train} / {ds.word_2_train}"
-            else:
-                raw, source = segment_pairs_for(ds, pairs_file, warnings, seed)
-                x, y = P.aligned_frame_pairs(raw)
-                source = f"DTW-aligned frame pairs (both directions) of {source}"
-            data = FrameDataset(x, y)
-        sampler = FrameBatchSampler(len(data), batch_size, seed=seed)
-        return TrainingSet(data, sampler, f"{len(data)} {source}")
-    raise ValueError(f"unknown batch kind {batch_kind!r}")
+def _frames(cfg: TrainingConfig, ds, pairs_file, warnings) -> TrainingSet:
+    from .packed import open_packed
+
+    path = ds.utterances("train")
+    packed = open_packed(path)
+    x = packed.matrix if packed is not None else np.concatenate(list(load_archive(path).values()))
+    data = FrameDataset(x)
+    return TrainingSet(data, FrameBatchSampler(len(data), cfg.batch_size, seed=cfg.seed), f"{len(data)} frames of {path}")
+
+
+def _frame_pairs(cfg: TrainingConfig, ds, pairs_file, warnings) -> TrainingSet:
+    from . import pairs as P
+
+    if pairs_file is None and ds.word_1_train is not None and ds.word_2_train is not None:
+        x, y = P.load_original_frame_pairs(ds.word_1_train, ds.word_2_train)
+        source = f"aligned frames {ds.word_1_train} / {ds.word_2_train}"
+    else:
+        raw, source = segment_pairs_for(ds, pairs_file, warnings, cfg.seed)
+        x, y = P.aligned_frame_pairs(raw)
+        source = f"DTW-aligned frame pairs (both directions) of {source}"
+    data = FrameDataset(x, y)
+    return TrainingSet(data, FrameBatchSampler(len(data), cfg.batch_size, seed=cfg.seed), f"{len(data)} {source}")
+
+
+#: batch kind (see :mod:`speechreps.model_types`) -> ``builder(cfg, ds, pairs_file, warnings)``
+TRAINING_SETS: dict[str, Callable[..., TrainingSet]] = {
+    "utterance": _utterances, "speaker_utterance": _speaker_utterances, "pair": _segment_pairs,
+    "frame": _frames, "frame_pair": _frame_pairs,
+}
+
+
+def make_training_set(batch_kind: str, cfg: TrainingConfig, ds, pairs_file: str | Path | None = None,
+                      warnings: WarningCounter | None = None) -> TrainingSet:
+    """The training data of a model of ``batch_kind`` from dataset ``ds`` (a :class:`~speechreps.data.registry.DatasetPaths`)."""
+    return TRAINING_SETS[batch_kind](cfg, ds, pairs_file, warnings)

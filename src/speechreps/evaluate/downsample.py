@@ -41,8 +41,12 @@ def pairwise_downsample(segments: list[np.ndarray], n: int = 10, method: str = "
     n_tok = len(segments)
     out = np.empty(n_tok * (n_tok - 1) // 2, dtype=np.float64)
     pos = 0
-    for i in range(n_tok - 1):  # one row of the triangle at a time: memory O(N) besides the output
-        k = n_tok - i - 1
-        out[pos : pos + k] = 1.0 - u[i + 1 :] @ u[i]
-        pos += k
+    from threadpoolctl import threadpool_limits
+
+    # one BLAS thread: the products are too small to split, and OpenBLAS's idle threads spin (threads.py)
+    with threadpool_limits(1, user_api="blas"):
+        for i in range(n_tok - 1):  # one row of the triangle at a time: memory O(N) besides the output
+            k = n_tok - i - 1
+            out[pos : pos + k] = 1.0 - u[i + 1 :] @ u[i]
+            pos += k
     return out

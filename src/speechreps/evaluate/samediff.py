@@ -48,11 +48,6 @@ def n_pairs(n: int) -> int:
     return n * (n - 1) // 2
 
 
-def condensed_index(i: np.ndarray | int, j: np.ndarray | int, n: int) -> np.ndarray | int:
-    """Position of the pair (i, j), i < j, in a condensed vector for ``n`` items."""
-    return n * i - i * (i + 1) // 2 + (j - i - 1)
-
-
 def matches_array(labels: Sequence[Any]) -> np.ndarray:
     """Boolean condensed vector: ``True`` where the two items of a pair have equal labels."""
     codes = np.unique(np.array([str(x) for x in labels]), return_inverse=True)[1].reshape(-1)
@@ -188,7 +183,10 @@ def pairwise_distances(
     if distance == "dtw":
         from .dtw import pairwise_dtw
 
-        return pairwise_dtw(segments, normalize=normalize, n_jobs=n_jobs, device=device)
+        from ..progress import bars_enabled
+
+        # a bar on a terminal, shown once the DTW has run for 2 s (a large set takes minutes on a CPU)
+        return pairwise_dtw(segments, normalize=normalize, n_jobs=n_jobs, device=device, progress=bars_enabled())
     if distance == "downsample":
         from .downsample import pairwise_downsample
 

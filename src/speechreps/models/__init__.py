@@ -1,13 +1,14 @@
-"""The representation models, registered by representation type.
+"""The representation models. Which type is which class is said once, in :mod:`speechreps.model_types`.
 
 Interface (see ``base.py`` for the batch classes) — every model class has:
 
-- ``batch_kind``: which batches ``loss()`` takes:
-  ``"utterance"`` (APC: ``UtteranceBatch``; ``speakers`` unused),
-  ``"speaker_utterance"`` (CPC: ``UtteranceBatch`` of ``n_speakers_per_batch x n_utterances_per_speaker``
-  utterances with ``speakers`` set; any layout works, negatives come from the same speaker),
-  ``"pair"`` (CAPC: ``PairBatch``, x predicts its aligned partner y),
-  ``"frame_pair"`` (frame AE: ``FramePairBatch`` with ``y = x``; frame CAE: aligned frame pairs, both directions).
+- ``__init__(cfg)``: built from its config dataclass (the type's ``config`` in the registry).
+- ``loss(batch)`` takes the batches of its type's ``batch_kind`` (registry): ``"utterance"`` (APC:
+  ``UtteranceBatch``; ``speakers`` unused), ``"speaker_utterance"`` (CPC: ``UtteranceBatch`` of
+  ``n_speakers_per_batch x n_utterances_per_speaker`` utterances with ``speakers`` set; negatives come
+  from the same speaker), ``"pair"`` (CAPC: ``PairBatch``, x predicts its aligned partner y),
+  ``"frame"`` (frame AE: ``FramePairBatch`` with ``y = x``), ``"frame_pair"`` (frame CAE: aligned frame
+  pairs, both directions).
 - ``layers`` (tuple of names) and ``default_layer``:
   APC / CAPC ``("gru1", ..., "gruN")`` default the top layer; CPC ``("z", "c")`` default ``"c"``;
   frame AE / CAE ``("enc1", ..., "encN", "bottleneck")`` default ``"bottleneck"``.
@@ -27,23 +28,19 @@ from __future__ import annotations
 
 from torch import nn
 
-from speechreps.config import CONFIG_CLASSES, TrainingConfig
-from speechreps.errors import UserError
+from speechreps import model_types
+from speechreps.config import TrainingConfig
 from speechreps.models.apc import APC, CAPC
 from speechreps.models.cpc import CPC
 from speechreps.models.frame_ae import FrameAE, FrameCAE
 
-MODELS: dict[str, type[nn.Module]] = {"apc": APC, "cpc": CPC, "capc": CAPC, "frame_ae": FrameAE, "frame_cae": FrameCAE}
-
 
 def build_model(representation_type: str, cfg: TrainingConfig) -> nn.Module:
-    """A fresh model of ``representation_type`` from its config dataclass."""
-    if representation_type not in MODELS:
-        raise UserError(f"unknown representation type {representation_type!r} (choose from {', '.join(MODELS)})")
-    expected = CONFIG_CLASSES[representation_type]
-    if not isinstance(cfg, expected):
-        raise TypeError(f"{representation_type} needs a {expected.__name__}, got {type(cfg).__name__}")
-    return MODELS[representation_type](cfg)
+    """A fresh model of the registered ``representation_type`` from its config dataclass."""
+    entry = model_types.get(representation_type)
+    if not isinstance(cfg, entry.config):
+        raise TypeError(f"{representation_type} needs a {entry.config.__name__}, got {type(cfg).__name__}")
+    return entry.model_class()(cfg)
 
 
-__all__ = ["MODELS", "build_model", "APC", "CAPC", "CPC", "FrameAE", "FrameCAE"]
+__all__ = ["build_model", "APC", "CAPC", "CPC", "FrameAE", "FrameCAE"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from speechreps.config import APCConfig, CAPCConfig
+from speechreps.config import APCConfig
 from speechreps.models.base import PairBatch, UtteranceBatch, length_mask
 from speechreps.models.gru import FastGRU
 
@@ -68,7 +68,6 @@ class GRUStack(nn.Module):
 class APC(nn.Module):
     """APC over padded utterances (``UtteranceBatch``); layers ``gru1 .. gruN``, default the top one."""
 
-    batch_kind = "utterance"
 
     def __init__(self, cfg: APCConfig):
         super().__init__()
@@ -134,12 +133,10 @@ class APC(nn.Module):
 
 
 class CAPC(APC):
-    """Correspondence APC: ``PairBatch``, X predicts its aligned partner Y ``num_pred_steps`` ahead."""
+    """Correspondence APC: ``PairBatch``, X predicts its aligned partner Y ``num_pred_steps`` ahead.
 
-    batch_kind = "pair"
-
-    def __init__(self, cfg: CAPCConfig):
-        super().__init__(cfg)
+    Built from a :class:`~speechreps.config.CAPCConfig` (the APC network without the auxiliary loss).
+    """
 
     def loss(self, batch: PairBatch) -> tuple[torch.Tensor, dict[str, float]]:
         x, lengths, y = self._crop(batch.x, batch.lengths, batch.y)

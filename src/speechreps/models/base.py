@@ -7,7 +7,7 @@ A model is an ``nn.Module`` that
   frames of the outputs are zero; ``default_layer`` names the layer extracted by default;
 - is rebuilt from its config section: ``Model(config)`` where ``config`` is the model's dataclass.
 
-Models are registered by representation type in :data:`speechreps.models.MODELS`.
+Models are registered by representation type in :data:`speechreps.model_types.MODEL_TYPES`.
 """
 
 from __future__ import annotations

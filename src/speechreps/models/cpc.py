@@ -70,7 +70,6 @@ def sample_negatives(valid: torch.Tensor, speakers: torch.Tensor, num_negatives:
 class CPC(nn.Module):
     """CPC over batches of speakers x utterances (``UtteranceBatch`` with ``speakers``); layers ``z``, ``c``."""
 
-    batch_kind = "speaker_utterance"
     layers = ("z", "c")
     default_layer = "c"
 

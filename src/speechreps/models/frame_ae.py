@@ -25,7 +25,6 @@ from speechreps.models.base import FramePairBatch, length_mask
 class FrameAE(nn.Module):
     """Frame AE on ``FramePairBatch`` (the trainer gives y = x). Layers ``enc1 .. encN``, ``bottleneck``."""
 
-    batch_kind = "frame_pair"
     default_layer = "bottleneck"
 
     def __init__(self, cfg: FrameAEConfig):

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..config import TrainingConfig
+
 
 class StepBlockSampler:
     """Yields blocks of exactly ``block`` batches from the consecutive epochs of ``inner``."""
@@ -69,12 +71,12 @@ class StepBlockSampler:
         self.inner.load_state_dict(state["inner"])
 
 
-def apply_step_budget(train_set: Any, cfg: Any) -> int | None:
+def apply_step_budget(train_set: Any, cfg: TrainingConfig) -> int | None:
     """Wrap ``train_set.sampler`` for a ``num_steps`` budget; returns the number of blocks (None: epochs)."""
-    num_steps = int(getattr(cfg, "num_steps", 0) or 0)
+    num_steps = cfg.num_steps
     if num_steps <= 0:
         return None
-    block = int(getattr(cfg, "steps_per_epoch", 0) or 0) or num_steps
+    block = cfg.steps_per_epoch or num_steps
     if not isinstance(train_set.sampler, StepBlockSampler):
         train_set.sampler = StepBlockSampler(train_set.sampler, block)
     return num_steps // block

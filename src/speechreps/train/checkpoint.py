@@ -39,6 +39,7 @@ import random
 import re
 import shutil
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -239,3 +240,21 @@ def find_checkpoint(ckpt_dir: str | os.PathLike, epoch: int | None = None, prefe
     if have:
         return epoch_path(d, have[-1])
     raise UserError(f"no checkpoint in {d}: train first (action 'train' or 'all')")
+
+
+def folder_lock(ckpt_dir: Path):
+    """The exclusive lock of a checkpoint folder (one training run at a time)."""
+    from ..locks import exclusive
+
+    return exclusive(Path(ckpt_dir) / ".lock", f"checkpoint folder {ckpt_dir}")
+
+
+def repair_folder(ckpt_dir: Path, log: Callable[[str], None]) -> None:
+    """What a killed run left in ``ckpt_dir``: temporaries removed, lagging last.pt / best.pt relinked."""
+    from ..crash import remove_stale_temporaries
+
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(ckpt_dir)
+    fixed = repair(ckpt_dir)
+    if fixed:
+        log(f"{ckpt_dir}: {' and '.join(fixed)} lagged behind the newest epoch file (an interrupted run); relinked")

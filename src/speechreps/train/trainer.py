@@ -19,13 +19,13 @@ shared batch list); only rank 0 writes checkpoints, metrics and logs, and valida
 processes (the epoch's batch list is drawn first, in this process, so sampler state stays exact).
 
 Validation AP decides ``best.pt``: the trainer calls ``validate(model)`` (in eval mode, without
-gradients), which returns a dict with at least ``val_ap``; see :func:`speechreps.pipeline.make_validator`.
+gradients), which returns a dict with at least ``val_ap``; see :func:`speechreps.evaluate.scoring.make_validator`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
+import dataclasses
 import math
 import random
 import time
@@ -37,13 +37,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..config import TrainingConfig
 from ..crash import kill_point
 from ..errors import UserError
-from ..fileio import write_json, write_text
+from ..fileio import write_json
 from ..progress import Heartbeat, bars_enabled
+from ..threads import training_threads
 from . import checkpoint as ckpt
 from . import distributed as dist_
 from .budget import apply_step_budget
+from .metrics import MetricsLog, NoMetrics
 
 
 def seed_everything(seed: int) -> None:
@@ -66,22 +69,6 @@ def default_device(requested: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _get(cfg: Any, name: str, default: Any) -> Any:
-    value = getattr(cfg, name, default)
-    return default if value is None else value
-
-
-def config_dict(cfg: Any) -> dict[str, Any]:
-    """A config dataclass (or dict / namespace) as a plain JSON-able dict."""
-    import dataclasses
-
-    if dataclasses.is_dataclass(cfg):
-        return dataclasses.asdict(cfg)
-    if isinstance(cfg, dict):
-        return dict(cfg)
-    return dict(vars(cfg))
-
-
 @dataclass
 class TrainResult:
     """What a :meth:`Trainer.fit` call did."""
@@ -98,75 +85,6 @@ class TrainResult:
     @property
     def frames_per_second(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
-
-
-class _Metrics:
-    """``metrics.jsonl`` (rewritten atomically each epoch) and TensorBoard scalars."""
-
-    def __init__(self, ckpt_dir: Path, start_epoch: int, tensorboard: bool = True):
-        self.path = ckpt_dir / "metrics.jsonl"
-        self.rows: list[dict[str, Any]] = []
-        if self.path.is_file() and start_epoch > 0:
-            for line in self.path.read_text().splitlines():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if int(row.get("epoch", 0)) <= start_epoch:
-                    self.rows.append(row)
-        self.writer = None
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.writer = SummaryWriter(str(ckpt_dir / "tensorboard"), purge_step=start_epoch + 1)
-            except Exception as exc:  # tensorboard missing or broken: metrics.jsonl still has everything
-                import warnings
-
-                warnings.warn(f"TensorBoard logging disabled: {exc}")
-
-    def add(self, row: dict[str, Any]) -> None:
-        self.rows.append(row)
-        write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.rows))
-        if self.writer is not None:
-            epoch = row["epoch"]
-            for name, value in row.items():
-                if name != "epoch" and isinstance(value, (int, float)) and not isinstance(value, bool):
-                    group = "val" if name.startswith("val_") else ("speed" if name in ("seconds", "frames_per_s") else "train")
-                    self.writer.add_scalar(f"{group}/{name}", value, epoch)
-            self.writer.flush()
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
-def checkpoint_lock(ckpt_dir: Path):
-    """The exclusive lock of a checkpoint folder (one training run at a time)."""
-    from ..locks import exclusive
-
-    return exclusive(Path(ckpt_dir) / ".lock", f"checkpoint folder {ckpt_dir}")
-
-
-def repair_folder(ckpt_dir: Path, log: Callable[[str], None]) -> None:
-    """What a killed run left in ``ckpt_dir``: temporaries removed, lagging last.pt / best.pt relinked."""
-    from ..crash import remove_stale_temporaries
-
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(ckpt_dir)
-    fixed = ckpt.repair(ckpt_dir)
-    if fixed:
-        log(f"{ckpt_dir}: {' and '.join(fixed)} lagged behind the newest epoch file (an interrupted run); relinked")
-
-
-class _NoMetrics:
-    """What ranks other than 0 log: nothing."""
-
-    def add(self, row: dict[str, Any]) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 class _Collated(torch.utils.data.Dataset):
@@ -196,7 +114,8 @@ def make_optimizer(parameters, learning_rate: float) -> torch.optim.Adam:
 class Trainer:
     """Trains ``model`` on ``train_set`` with the training fields of ``cfg``; writes to ``ckpt_dir``.
 
-    ``cfg`` fields used: learning_rate, lr_milestones, lr_gamma, num_epochs (or num_steps and
+    ``cfg`` is a :class:`~speechreps.config.TrainingConfig` (any subclass: the frame models' and the
+    AWE models'), validated at load; fields used: learning_rate, lr_milestones, lr_gamma, num_epochs (or num_steps and
     steps_per_epoch, see :mod:`speechreps.train.budget`), checkpoint_interval,
     grad_clip (<= 0 or None: no clipping), amp (CUDA only), amp_dtype (``float16`` with a gradient scaler,
     or ``bfloat16`` without one), validate_every (0: never), seed.
@@ -207,7 +126,7 @@ class Trainer:
         self,
         model: torch.nn.Module,
         train_set: Any,
-        cfg: Any,
+        cfg: TrainingConfig,
         ckpt_dir: str | Path,
         representation_type: str,
         device: torch.device | str | None = None,
@@ -240,16 +159,16 @@ class Trainer:
         self.log = log if self.main else (lambda msg: None)
         self.tensorboard = tensorboard
         self.log_every = float(log_every)  # seconds between progress lines when no bar is drawn
-        self.num_epochs = blocks if blocks is not None else int(_get(cfg, "num_epochs", 1))
-        self.interval = max(1, int(_get(cfg, "checkpoint_interval", 1)))
-        self.validate_every = int(_get(cfg, "validate_every", 0))
-        self.grad_clip = float(_get(cfg, "grad_clip", 0.0))
-        self.optimizer = make_optimizer(model.parameters(), float(_get(cfg, "learning_rate", 1e-3)))
+        self.num_epochs = blocks if blocks is not None else cfg.num_epochs
+        self.interval = max(1, cfg.checkpoint_interval)
+        self.validate_every = cfg.validate_every
+        self.grad_clip = float(cfg.grad_clip or 0.0)
+        self.optimizer = make_optimizer(model.parameters(), cfg.learning_rate)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
-            self.optimizer, milestones=list(_get(cfg, "lr_milestones", [])), gamma=float(_get(cfg, "lr_gamma", 0.1))
+            self.optimizer, milestones=list(cfg.lr_milestones), gamma=cfg.lr_gamma
         )
-        self.amp = bool(_get(cfg, "amp", False)) and self.device.type == "cuda"
-        dtype_name = str(_get(cfg, "amp_dtype", "float16"))
+        self.amp = cfg.amp and self.device.type == "cuda"
+        dtype_name = cfg.amp_dtype
         if dtype_name not in ("float16", "bfloat16"):
             raise UserError(f"config amp_dtype: {dtype_name!r} is not float16 or bfloat16")
         self.amp_dtype = getattr(torch, dtype_name)
@@ -271,7 +190,7 @@ class Trainer:
             "rng": ckpt.rng_state(),
             "world_size": self.world,
             "epoch": self.epoch,
-            "config": config_dict(self.cfg),
+            "config": dataclasses.asdict(self.cfg),
             "representation_type": self.rep_type,
             "best": {"val_ap": self.best_ap, "epoch": self.best_epoch},
             "versions": ckpt.versions(),
@@ -309,9 +228,9 @@ class Trainer:
         ``learning_rate`` would be recorded in config.json but silently not used.
         """
         names = ("learning_rate", "lr_milestones", "lr_gamma")
-        new = {"learning_rate": float(_get(self.cfg, "learning_rate", 1e-3)),
-               "lr_milestones": sorted(int(m) for m in _get(self.cfg, "lr_milestones", [])),
-               "lr_gamma": float(_get(self.cfg, "lr_gamma", 0.1))}
+        new = {"learning_rate": float(self.cfg.learning_rate),
+               "lr_milestones": sorted(int(m) for m in self.cfg.lr_milestones),
+               "lr_gamma": float(self.cfg.lr_gamma)}
         old = {n: saved.get(n) for n in names}
         if old["lr_milestones"] is not None:
             old["lr_milestones"] = sorted(int(m) for m in old["lr_milestones"])
@@ -418,22 +337,23 @@ class Trainer:
 
         Rank 0 holds the checkpoint folder's lock throughout: a second run into it fails at once.
         """
-        with checkpoint_lock(self.ckpt_dir) if self.main else contextlib.nullcontext():
+        with ckpt.folder_lock(self.ckpt_dir) if self.main else contextlib.nullcontext(), \
+                training_threads(self.model, self.device):  # 1 thread for the frame MLPs (threads.py)
             return self._fit(load_from_epoch)
 
     def _fit(self, load_from_epoch: int | None) -> TrainResult:
         if self.main:
-            repair_folder(self.ckpt_dir, self.log)
+            ckpt.repair_folder(self.ckpt_dir, self.log)
         if load_from_epoch is not None:
             path = ckpt.find_checkpoint(self.ckpt_dir, epoch=load_from_epoch)
             self.load(path)
             self.log(f"resumed from {path} (epoch {self.epoch})")
         start = self.epoch
         if self.main:
-            write_json(self.ckpt_dir / "config.json", {self.rep_type: config_dict(self.cfg)})
-            metrics = _Metrics(self.ckpt_dir, start, self.tensorboard)
+            write_json(self.ckpt_dir / "config.json", {self.rep_type: dataclasses.asdict(self.cfg)})
+            metrics = MetricsLog(self.ckpt_dir, start, self.tensorboard)
         else:
-            metrics = _NoMetrics()
+            metrics = NoMetrics()
         history, total_frames, total_seconds = [], 0, 0.0
         try:
             while self.epoch < self.num_epochs:

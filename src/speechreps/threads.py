@@ -1,0 +1,97 @@
+"""CPU thread settings that keep training and scoring fast on a machine shared with other work.
+
+Why: torch runs its intra-op parallel regions on an OpenMP pool (GNU libgomp in the CPU wheels). By
+default a libgomp thread that reaches the end of a region busy-waits (spins) for a while before it sleeps,
+so that the next region starts a few microseconds sooner. On an idle machine that is a small gain. When
+another process holds one of the cores, it is a cliff: the thread that still has work is waiting for a
+core while its partner spins on the other, and every one of the thousands of small operations in a
+training step waits for the scheduler. On this project's 2-core machine, one busy process elsewhere made
+the frame CAE's step 50-200x slower with 2 spinning threads; with passive waiting, or one thread, it ran at
+about its idle speed (bench/contention.py measures it). So:
+
+- :func:`configure_runtime` asks every OpenMP runtime to wait passively (``OMP_WAIT_POLICY=PASSIVE``, and
+  ``KMP_BLOCKTIME=0`` for Intel's). The runtime reads its environment once, when it is loaded, i.e. when
+  torch is first imported; ``speechreps/__init__.py`` calls this, so importing speechreps (any CLI, any
+  ``import speechreps.x``) before torch is enough. A value already in the environment is left alone: set
+  ``OMP_WAIT_POLICY=ACTIVE`` (or ``GOMP_SPINCOUNT``) yourself on a machine you have to yourself.
+  numpy's OpenBLAS threads spin after each call too (2^28 cycles by default): the cosine distances of
+  downsampled tokens, thousands of small matrix-vector products, ran 25x slower beside one busy process.
+  ``OPENBLAS_THREAD_TIMEOUT=4`` (its minimum) makes them sleep at once; it takes effect when set before
+  numpy's import, which the CLIs do, and :func:`speechreps.evaluate.downsample.pairwise_downsample` also
+  runs its products on one BLAS thread (they are too small to split).
+- :func:`training_threads` picks torch's thread count while one model trains: the frame AE / CAE MLPs,
+  whose operations are small, run faster on one thread even on an idle machine (a parallel region costs
+  more than their matrix products gain); the others keep every thread they were given (``--jobs``).
+
+Passive waiting costs some idle speed where a step is thousands of small parallel regions (the demo APC:
+~17,700 frames/s spinning, ~12,300 passive, 2 idle cores) and removes the cliff (with one competing
+process: ~330 spinning, ~10,600 passive). Numba's DTW pool (the ``workqueue`` layer) does not spin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+# What configure_runtime sets, per runtime, and the variables that, when the user has set any of them,
+# mean "leave this runtime's waiting to me". OpenBLAS (numpy's BLAS) threads also spin after a call
+# (2^28 cycles by default); OPENBLAS_THREAD_TIMEOUT=4 (2^4, its minimum) makes them sleep at once.
+PASSIVE_ENV = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0", "OPENBLAS_THREAD_TIMEOUT": "4"}
+# Batch kinds (speechreps.model_types) of the frame-level MLPs, which train on one thread.
+FRAME_KINDS = ("frame", "frame_pair")
+_RUNTIMES = (
+    (("OMP_WAIT_POLICY", "KMP_BLOCKTIME"), ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")),
+    (("OPENBLAS_THREAD_TIMEOUT",), ("OPENBLAS_THREAD_TIMEOUT",)),
+)
+
+
+def configure_runtime(environ: os._Environ | dict | None = None) -> dict[str, str]:
+    """Set passive waiting in ``environ`` (default ``os.environ``) for each runtime whose waiting the user
+    has not chosen. Returns what was set. Effective only before the runtime is loaded (OpenMP: before
+    ``import torch``; OpenBLAS: before ``import numpy``) in this process; child processes inherit it."""
+    env = os.environ if environ is None else environ
+    done: dict[str, str] = {}
+    for keys, user_keys in _RUNTIMES:
+        if not any(k in env for k in user_keys):
+            done.update({k: PASSIVE_ENV[k] for k in keys})
+    env.update(done)
+    return done
+
+
+def threads_for(model, device, available: int) -> int:
+    """torch intra-op threads for training ``model`` on ``device`` when ``available`` are allowed: 1 for a
+    frame-level MLP on the CPU (its operations are too small to split: on 2 idle cores the frame CAE ran at
+    ~95,000 frames/s on one thread against ~65,000 on two), else ``available``."""
+    on_cpu = getattr(device, "type", str(device)) == "cpu"
+    if on_cpu and _batch_kind(model) in FRAME_KINDS:
+        return 1
+    return max(1, int(available))
+
+
+def _batch_kind(model) -> str | None:
+    """The registered batch kind of ``model``'s type (from its config), or None for an unregistered one."""
+    from . import model_types
+
+    model = getattr(model, "module", model)  # under DDP, the wrapped model
+    try:
+        return model_types.get(model_types.type_of_config(model.cfg)).batch_kind
+    except (AttributeError, TypeError):
+        return None
+
+
+@contextlib.contextmanager
+def training_threads(model, device) -> Iterator[int]:
+    """Within the block, torch uses :func:`threads_for` threads (of those set now, e.g. by ``--jobs``);
+    the previous count comes back afterwards, so that a later stage in the same process is not slowed."""
+    import torch
+
+    before = torch.get_num_threads()
+    n = threads_for(model, device, before)
+    if n != before:
+        torch.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)

@@ -1,0 +1,107 @@
+"""Thread settings for shared machines (speechreps.threads): passive waiting that torch (OpenMP) and numpy
+(OpenBLAS) really obey, one thread for the frame MLPs while they train, user choices left alone."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from speechreps.config import config_from_dict
+from speechreps.data.datasets import make_training_set
+from speechreps.data.registry import load_dataset
+from speechreps.model_types import MODEL_TYPES
+from speechreps.models import build_model
+from speechreps.threads import PASSIVE_ENV, configure_runtime, threads_for, training_threads
+from speechreps.train.trainer import Trainer, seed_everything
+
+from test_datasets import TINY_CONFIG, make_toy_dataset
+
+# A parallel operation (2 threads) with sleeps between: a spinning runtime keeps burning CPU in the
+# sleeps, a passive one does not. torch: element-wise adds far above its grain size (OpenMP); numpy: a
+# matrix-vector product big enough for OpenBLAS to split.
+SPIN_PROBE = """
+import sys, time
+if sys.argv[1] == "speechreps":
+    import speechreps  # first, as every CLI does
+if sys.argv[2] == "torch":
+    import torch
+    torch.set_num_threads(2)
+    x = torch.ones(2_000_000)
+    op, pause, n = (lambda: x.add_(1)), 0.002, 60
+else:
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(2, user_api="blas")
+    a, v = np.ones((4000, 400)), np.ones(400)
+    op, pause, n = (lambda: a @ v), 0.01, 30
+for _ in range(5):
+    op()
+c0, t0 = time.process_time(), time.perf_counter()
+for _ in range(n):
+    op()
+    time.sleep(pause)
+print((time.process_time() - c0) / (time.perf_counter() - t0))
+"""
+WAIT_KEYS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "OPENBLAS_THREAD_TIMEOUT")
+
+
+def _cpu_per_wall(first: str, lib: str, **env: str) -> float:
+    clean = {k: v for k, v in os.environ.items() if k not in WAIT_KEYS}
+    out = subprocess.run([sys.executable, "-c", SPIN_PROBE, first, lib], env={**clean, **env}, capture_output=True,
+                         text=True, check=True, timeout=120)  # fmt: skip
+    return float(out.stdout.strip())
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs 2 cores for a parallel region")
+@pytest.mark.parametrize("lib", ["torch", "numpy"])
+def test_importing_speechreps_first_makes_threads_wait_passively(lib):
+    passive = _cpu_per_wall("speechreps", lib)
+    spinning = _cpu_per_wall(lib, lib)  # the same probe without speechreps: the runtimes' defaults
+    # passive: the operations only (~0.1 of the wall time); spinning: a worker thread busy in the sleeps
+    assert passive < 0.3, passive
+    assert spinning > 2 * passive, (spinning, passive)
+
+
+def test_user_choice_is_left_alone():
+    env = {"OMP_WAIT_POLICY": "ACTIVE", "OPENBLAS_THREAD_TIMEOUT": "28"}
+    assert configure_runtime(env) == {} and env == {"OMP_WAIT_POLICY": "ACTIVE", "OPENBLAS_THREAD_TIMEOUT": "28"}
+    env = {"GOMP_SPINCOUNT": "10000"}
+    assert configure_runtime(env) == {"OPENBLAS_THREAD_TIMEOUT": "4"} and "OMP_WAIT_POLICY" not in env
+    env = {"PATH": "/bin"}
+    assert configure_runtime(env) == PASSIVE_ENV and env == {"PATH": "/bin", **PASSIVE_ENV}
+
+
+def test_threads_per_model():
+    frame = build_model("frame_ae", config_from_dict(TINY_CONFIG["frame_ae"], "frame_ae"))
+    cae = build_model("frame_cae", config_from_dict(TINY_CONFIG["frame_cae"], "frame_cae"))
+    apc = build_model("apc", config_from_dict(TINY_CONFIG["apc"], "apc"))
+    assert threads_for(frame, torch.device("cpu"), 4) == 1 and threads_for(cae, torch.device("cpu"), 4) == 1
+    assert threads_for(apc, torch.device("cpu"), 4) == 4
+    assert threads_for(frame, torch.device("cuda"), 4) == 4  # constructing a device needs no GPU
+
+
+@pytest.mark.parametrize("rep,expected", [("frame_ae", 1), ("frame_cae", 1), ("apc", 2)])
+def test_trainer_uses_them_and_restores(tmp_path, rep, expected):
+    ds = load_dataset(make_toy_dataset(tmp_path / "toy"), "toy")
+    cfg = config_from_dict({**TINY_CONFIG[rep], "num_epochs": 1, "validate_every": 0}, rep)
+    seed_everything(cfg.seed)
+    model = build_model(rep, cfg)
+    seen = []
+    loss = model.loss
+    model.loss = lambda batch: (seen.append(torch.get_num_threads()), loss(batch))[1]
+    trainer = Trainer(model, make_training_set(MODEL_TYPES[rep].batch_kind, cfg, ds), cfg, tmp_path / "ck", rep,
+                      device="cpu", progress=False, log=lambda s: None, tensorboard=False)  # fmt: skip
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with training_threads(model, torch.device("cpu")) as inside:
+            assert inside == expected
+        trainer.fit()
+        assert torch.get_num_threads() == 2  # the next stage gets its threads back
+    finally:
+        torch.set_num_threads(before)
+    assert seen and set(seen) == {expected}
