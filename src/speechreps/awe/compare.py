@@ -1,12 +1,14 @@
 """The comparison the AWE step exists for: which frame-level features make the best AWE inputs.
 
 For every input feature type (MFCC, and each trained frame-level model: APC, CPC, CAPC, frame AE /
-CAE), :func:`compare` trains a CAE-RNN with the same config and seed on the training pairs of a
-dataset in those features, and scores on the test words (and validation words) the downsampled
-AWEs of the same features (no training) and the CAE-RNN's embeddings, by same-different AP with the
-cosine distance. Rows: input features x dataset; plus the cross-lingual rows: a frame-level model
-trained on the first dataset (English in the built-in corpus) as the input of a CAE-RNN trained
-and evaluated on each other dataset (Setswana).
+CAE), :func:`compare` trains the config's AWE model (a CAE-RNN or a ContrastiveRNN, the ``model``
+key) with the same config and seed on the training pairs of a dataset in those features, and scores
+on the test words (and validation words) the downsampled AWEs of the same features (no training) and
+the model's embeddings, by same-different AP with the cosine distance. Rows: input features x
+dataset; plus two kinds of cross-lingual rows: a frame-level model trained on the first dataset
+(English in the built-in corpus) as the input of an AWE model trained and evaluated on each other
+dataset (Setswana), and each AWE model of the first dataset applied as it is to the other datasets'
+words (``English -> Setswana`` in the table: nothing trained on the target language).
 
 Each job's result is kept in ``OUT/<features>/<trained_on>/<dataset>/s<seed>/row.json`` beside the
 CAE-RNN's checkpoints, and reused when its inputs (config, seed, frame model checkpoint) are
@@ -35,6 +37,7 @@ from .config import AWEConfig, awe_config_to_dict
 
 # Row order of the table: input features.
 FEATURE_ORDER = ("mfcc", *model_types.names())
+MODEL_NAMES = {"cae_rnn": "CAE-RNN", "contrastive_rnn": "ContrastiveRNN"}
 
 
 @dataclass
@@ -69,8 +72,10 @@ def plan(datasets: list[str], feature_sets: dict[str, dict[str, str | Path]], cr
     return jobs
 
 
-def _fingerprint(job: CompareJob, cfg: AWEConfig, seed: int, data_paths: Path) -> str:
+def _fingerprint(job: CompareJob, cfg: AWEConfig, seed: int, data_paths: Path, apply_to: list[str]) -> str:
     stamp: list[Any] = [job.features, job.dataset, job.trained_on, seed, awe_config_to_dict(cfg), str(Path(data_paths).resolve())]
+    if apply_to:
+        stamp.append(apply_to)
     if job.frame_model is not None:
         from ..train import checkpoint as ckpt
 
@@ -81,22 +86,28 @@ def _fingerprint(job: CompareJob, cfg: AWEConfig, seed: int, data_paths: Path) -
 
 
 def run_job(job: CompareJob, data_paths: Path, cfg: AWEConfig, out_dir: Path, seed: int, device: Any = None,
-            log: Callable[[str], None] = print, progress: bool = False, force: bool = False) -> dict:
-    """Train and score one CAE-RNN (or reuse its ``row.json``); returns the row."""
+            log: Callable[[str], None] = print, progress: bool = False, force: bool = False,
+            apply_to: list[str] | None = None) -> dict:
+    """Train and score one AWE model (or reuse its ``row.json``); returns the row.
+
+    ``apply_to``: other datasets on which the trained model is scored as it is (the AWE model's own
+    cross-lingual transfer), in the same input features; their rows are in ``row["transfer"]``.
+    """
+    apply_to = list(apply_to or [])
     from ..data.registry import load_dataset
     from .data import MFCCInput, ModelInput
-    from .train import CAE_TYPE, InputSpec, evaluate_awe, load_awe, train_awe
+    from .train import InputSpec, evaluate_awe, load_awe, train_awe
 
     cfg = dataclasses.replace(cfg, seed=seed)
     job_dir = Path(out_dir) / job.features / (job.trained_on or "-") / job.dataset / f"s{seed}"
-    fp = _fingerprint(job, cfg, seed, data_paths)
+    fp = _fingerprint(job, cfg, seed, data_paths, apply_to)
     row_path = job_dir / "row.json"
     if row_path.is_file() and not force:
         row = json.loads(row_path.read_text())
         if row.get("fingerprint") == fp:
             log(f"awe compare: {job.features} ({job.trained_on or 'input'}) on {job.dataset}: up to date")
             return row
-    ckpt_dir = job_dir / "cae_rnn"
+    ckpt_dir = job_dir / cfg.model
     if ckpt_dir.exists():
         import shutil
 
@@ -123,12 +134,24 @@ def run_job(job: CompareJob, data_paths: Path, cfg: AWEConfig, out_dir: Path, se
         "eval_seconds": round(time.perf_counter() - t0, 2), "best_epoch": res.best_epoch,
         "ckpt_dir": str(ckpt_dir), "fingerprint": fp,
     }
-    for split, entry in scores.items():
-        for kind in ("downsample", CAE_TYPE):
-            row[f"{split}_{kind}_ap"] = entry[kind]["ap"]
-            row[f"{split}_{kind}_ap_cross_speaker"] = entry[kind]["ap_cross_speaker"]
+    row["model"] = cfg.model
+    _add_scores(row, scores, cfg.model)
+    row["transfer"] = []
+    for other in apply_to:
+        log(f"awe compare: the {job.features} {cfg.model} of {job.dataset} applied to {other}")
+        transfer = {**row, "dataset": other, "awe_trained_on": job.dataset, "train_seconds": 0.0, "prepare_seconds": 0.0}
+        del transfer["transfer"]
+        _add_scores(transfer, evaluate_awe(load_dataset(data_paths, other), inputs, model, cfg, device=device or "cpu"), cfg.model)
+        row["transfer"].append(transfer)
     write_json(row_path, row)
     return row
+
+
+def _add_scores(row: dict, scores: dict, model: str) -> None:
+    for split, entry in scores.items():
+        for kind in ("downsample", model):
+            row[f"{split}_{kind}_ap"] = entry[kind]["ap"]
+            row[f"{split}_{kind}_ap_cross_speaker"] = entry[kind]["ap_cross_speaker"]
 
 
 def compare(data_paths: str | Path, datasets: list[str], feature_sets: dict[str, dict[str, str | Path]], config: AWEConfig,
@@ -142,31 +165,41 @@ def compare(data_paths: str | Path, datasets: list[str], feature_sets: dict[str,
     validation included) and ``prepare_seconds`` (encoding the training data with the frame model).
     """
     out_dir = Path(out_dir)
-    jobs = plan(list(datasets), feature_sets, cross_lingual)
-    rows = []
+    datasets = list(datasets)
+    jobs = plan(datasets, feature_sets, cross_lingual)
+    rows, transfer = [], []
     for i, job in enumerate(jobs, 1):
         log(f"awe compare: job {i}/{len(jobs)}")
-        rows.append(run_job(job, Path(data_paths), config, out_dir, seed, device, log, progress, force))
-        write_json(out_dir / "awe_compare.json", {"config": awe_config_to_dict(config), "seed": seed, "rows": rows})
+        others = datasets[1:] if cross_lingual and job.dataset == datasets[0] else []
+        row = run_job(job, Path(data_paths), config, out_dir, seed, device, log, progress, force, apply_to=others)
+        rows.append({k: v for k, v in row.items() if k != "transfer"})
+        transfer += row.get("transfer", [])
+        write_json(out_dir / "awe_compare.json", {"config": awe_config_to_dict(config), "seed": seed, "rows": rows + transfer})
+    rows += transfer
     write_text(out_dir / "awe_compare.md", format_table(rows) + "\n")
     return rows
 
 
 def format_table(rows: list[dict], split: str = "test") -> str:
-    """A markdown table: features x (downsampled AP, CAE-RNN AP), cross-speaker APs, training seconds."""
+    """A markdown table: features x (downsampled AP, AWE model AP), cross-speaker APs, training seconds."""
     def f(x):
         return "-" if x is None else f"{x:.3f}"
 
+    models = {r.get("model", "cae_rnn") for r in rows}
+    name = MODEL_NAMES.get(models.pop(), "AWE model") if len(models) == 1 else "AWE model"
     lines = [
         f"| input features | frame model trained on | AWEs trained and evaluated on | dim | downsampled AP ({split}) | "
-        f"CAE-RNN AP ({split}) | downsampled AP x-spk | CAE-RNN AP x-spk | CAE-RNN train s | encode s |",
+        f"{name} AP ({split}) | downsampled AP x-spk | {name} AP x-spk | {name} train s | encode s |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
+        m = r.get("model", "cae_rnn")
+        # a model applied to another dataset as it is: "trained on -> evaluated on"
+        where = f"{r['awe_trained_on']} -> {r['dataset']}" if r.get("awe_trained_on") else r["dataset"]
         lines.append(
-            f"| {r['features']} | {r['trained_on'] or '-'} | {r['dataset']} | {r.get('dim', '-')} | "
-            f"{f(r.get(f'{split}_downsample_ap'))} | {f(r.get(f'{split}_cae_rnn_ap'))} | "
-            f"{f(r.get(f'{split}_downsample_ap_cross_speaker'))} | {f(r.get(f'{split}_cae_rnn_ap_cross_speaker'))} | "
+            f"| {r['features']} | {r['trained_on'] or '-'} | {where} | {r.get('dim', '-')} | "
+            f"{f(r.get(f'{split}_downsample_ap'))} | {f(r.get(f'{split}_{m}_ap'))} | "
+            f"{f(r.get(f'{split}_downsample_ap_cross_speaker'))} | {f(r.get(f'{split}_{m}_ap_cross_speaker'))} | "
             f"{r.get('train_seconds', 0):.0f} | {r.get('prepare_seconds', 0):.0f} |"
         )
     return "\n".join(lines)

@@ -12,15 +12,19 @@ encoder and decoder of 400 units, a 130-dimensional embedding, Adam with learnin
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..config import TrainingConfig, non_negative, positive, read_section, section_from_dict
+from ..errors import UserError
 
 SECTION = "awe"
 DOWNSAMPLE_METHODS = ("fourier", "interpolate")
+#: The AWE models, by the ``model`` key of the section (the checkpoint's representation type).
+MODELS = ("cae_rnn", "contrastive_rnn")
 
 
 @dataclass(kw_only=True)
@@ -51,6 +55,7 @@ class AWEConfig(TrainingConfig):
       docs/METRICS.md, or ``interpolate``, linear).
     """
 
+    model: str = "cae_rnn"
     learning_rate: float = 0.001
     num_epochs: int = 20
     batch_size: int = 300
@@ -78,15 +83,29 @@ class AWEConfig(TrainingConfig):
         positive(self, bad, "embedding_dim", "enc_hidden_dim", "enc_num_layers", "dec_hidden_dim",
                   "dec_num_layers", "max_pairs_per_word", "downsample_n", "frame_stride")
         non_negative(self, bad, "ae_num_epochs", "ae_learning_rate", "max_pairs", "max_frames")
+        if self.model not in MODELS:
+            bad("model", f"must be one of {', '.join(MODELS)}, got {self.model!r}")
         if self.stride_mode not in ("subsample", "mean"):
             bad("stride_mode", f'must be "subsample" or "mean", got {self.stride_mode!r}')
         if self.downsample_method not in DOWNSAMPLE_METHODS:
             bad("downsample_method", f"must be one of {', '.join(DOWNSAMPLE_METHODS)}, got {self.downsample_method!r}")
 
 
+def config_class(model: Any, where: str = SECTION) -> type[AWEConfig]:
+    """The config dataclass of AWE model type ``model`` (imported on demand: the contrastive one needs torch)."""
+    if model == "cae_rnn":
+        return AWEConfig
+    if model == "contrastive_rnn":
+        from .contrastive import ContrastiveRNNConfig
+
+        return ContrastiveRNNConfig
+    raise UserError(f"{where} model must be one of {', '.join(MODELS)}, got {json.dumps(model)}")
+
+
 def awe_config_from_dict(section: Any, source: str = "<dict>") -> AWEConfig:
-    """Validate an ``"awe"`` section (a dict) into :class:`AWEConfig` (the frame sections' loader)."""
-    return section_from_dict(AWEConfig, section, SECTION, source)
+    """Validate an ``"awe"`` section (a dict) into the config class of its ``model`` (the frame sections' loader)."""
+    model = section.get("model", "cae_rnn") if isinstance(section, dict) else "cae_rnn"
+    return section_from_dict(config_class(model, f"{source}: [{SECTION}]"), section, SECTION, source)
 
 
 def load_awe_config(path: str | os.PathLike | None = None) -> AWEConfig:

@@ -30,13 +30,13 @@ from .config import AWEConfig
 from .data import SequencePairBatch
 
 
-class CAERNN(nn.Module):
-    """Encoder GRU -> linear embedding -> decoder GRU (embedding fed every step) -> linear frames.
+class RNNEncoder(nn.Module):
+    """The part every RNN AWE model shares: input standardisation, frame stride, encoder GRU, embedding layer.
 
-    ``batch_kind`` is ``"sequence_pair"``: :meth:`loss` takes a :class:`SequencePairBatch`.
+    :class:`CAERNN` adds a decoder; :class:`speechreps.awe.contrastive.ContrastiveRNN` a contrastive
+    loss. ``cfg`` needs ``input_dim``, ``enc_hidden_dim``, ``enc_num_layers``, ``bidirectional``,
+    ``embedding_dim``, ``normalize_inputs``, ``frame_stride`` and ``stride_mode`` (an :class:`AWEConfig`).
     """
-
-    batch_kind = "sequence_pair"
 
     def __init__(self, cfg: AWEConfig):
         super().__init__()
@@ -46,11 +46,12 @@ class CAERNN(nn.Module):
                               bidirectional=cfg.bidirectional)
         n_dir = 2 if cfg.bidirectional else 1
         self.to_embedding = nn.Linear(cfg.enc_hidden_dim * n_dir, cfg.embedding_dim)
-        self.decoder = nn.GRU(cfg.embedding_dim, cfg.dec_hidden_dim, cfg.dec_num_layers, batch_first=True)
-        self.to_frames = nn.Linear(cfg.dec_hidden_dim, d)
-        if cfg.normalize_inputs:  # per-dimension statistics of the training segments (set_normalization)
-            self.register_buffer("input_mean", torch.zeros(d))
-            self.register_buffer("input_std", torch.ones(d))
+
+    def _add_normalization(self) -> None:
+        """The buffers of ``normalize_inputs``, registered last so that parameter order and init stay put."""
+        if self.cfg.normalize_inputs:  # per-dimension statistics of the training segments (set_normalization)
+            self.register_buffer("input_mean", torch.zeros(self.cfg.input_dim))
+            self.register_buffer("input_std", torch.ones(self.cfg.input_dim))
 
     def set_normalization(self, mean, std) -> None:
         """Standardise input and target frames with these per-dimension statistics (``normalize_inputs``)."""
@@ -101,6 +102,20 @@ class CAERNN(nn.Module):
         sums = F.pad(x * mask[:, :, None], (0, 0, 0, pad)).reshape(B, -1, s, D).sum(2)
         counts = F.pad(mask, (0, pad)).reshape(B, -1, s).sum(2).clamp(min=1)
         return sums / counts[:, :, None], new_lengths
+
+class CAERNN(RNNEncoder):
+    """Encoder GRU -> linear embedding -> decoder GRU (embedding fed every step) -> linear frames.
+
+    ``batch_kind`` is ``"sequence_pair"``: :meth:`loss` takes a :class:`SequencePairBatch`.
+    """
+
+    batch_kind = "sequence_pair"
+
+    def __init__(self, cfg: AWEConfig):
+        super().__init__(cfg)
+        self.decoder = nn.GRU(cfg.embedding_dim, cfg.dec_hidden_dim, cfg.dec_num_layers, batch_first=True)
+        self.to_frames = nn.Linear(cfg.dec_hidden_dim, cfg.input_dim)
+        self._add_normalization()
 
     def decode(self, z: torch.Tensor, n_steps: int) -> torch.Tensor:
         """Embeddings (B, E) -> reconstructed frames (B, n_steps, D); the decoder reads ``z`` at every step."""

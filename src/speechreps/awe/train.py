@@ -1,7 +1,8 @@
 """Train, load and evaluate AWE models: the Python API behind ``speechreps awe``.
 
-``train_awe`` trains a CAE-RNN through the generic :class:`speechreps.train.trainer.Trainer`
-(checkpoints ``epoch_<N>.pt`` / ``last.pt`` / ``best.pt``, resume, ``metrics.jsonl``,
+``train_awe`` trains the config's ``model``, a CAE-RNN or a ContrastiveRNN
+(:mod:`speechreps.awe.contrastive`, on each pair once, no pre-training), through the generic
+:class:`speechreps.train.trainer.Trainer` (checkpoints ``epoch_<N>.pt`` / ``last.pt`` / ``best.pt``, resume, ``metrics.jsonl``,
 TensorBoard) into ``CKPT_DIR``; with ``ae_num_epochs`` > 0 an AE-RNN is trained first into
 ``CKPT_DIR/ae_rnn/`` (reused when already complete there, resumed when partial) and the CAE-RNN
 starts from its weights. Validation (``validate_every``): same-different AP of the embeddings of
@@ -27,6 +28,7 @@ from .data import ArchiveInput, InputFeatures, MFCCInput, ModelInput, SegmentPai
 
 CAE_TYPE = "cae_rnn"
 AE_TYPE = "ae_rnn"
+CONTRASTIVE_TYPE = "contrastive_rnn"
 INPUTS_FILE = "awe_inputs.json"
 
 
@@ -89,11 +91,10 @@ def train_awe(cfg: AWEConfig, ds, inputs: InputFeatures, ckpt_dir: str | Path, p
               device: Any = None, resume: bool = False, load_from_epoch: int | None = None,
               spec: InputSpec | None = None, log: Callable[[str], None] = print, progress: bool = True,
               tensorboard: bool = True) -> AWETrainResult:
-    """Train a CAE-RNN (after optional AE-RNN pre-training) on dataset ``ds`` in ``inputs``' features."""
+    """Train ``cfg.model`` on ``ds`` in ``inputs``' features: a CAE-RNN (after optional AE-RNN pre-training) or a ContrastiveRNN."""
     from ..fileio import write_json
     from ..train import checkpoint as ckpt
     from ..train.trainer import Trainer, default_device, seed_everything
-    from .model import CAERNN
 
     ckpt_dir = Path(ckpt_dir)
     device = default_device(device) if not hasattr(device, "type") else device
@@ -114,7 +115,7 @@ def train_awe(cfg: AWEConfig, ds, inputs: InputFeatures, ckpt_dir: str | Path, p
         write_json(ckpt_dir / INPUTS_FILE, {"dataset": ds.name, "data_paths": str(ds.source), **dataclasses.asdict(spec)})
 
     seed_everything(cfg.seed)
-    model = CAERNN(cfg)
+    model = build_awe_model(cfg)
     if cfg.normalize_inputs:
         frames = np.concatenate([np.asarray(v, dtype=np.float64) for v in tp.segments.values()])
         model.set_normalization(frames.mean(axis=0), frames.std(axis=0))
@@ -139,31 +140,46 @@ def train_awe(cfg: AWEConfig, ds, inputs: InputFeatures, ckpt_dir: str | Path, p
             path = ckpt.find_checkpoint(ae_dir, prefer="last")
         model.load_state_dict(ckpt.load(path, map_location="cpu")["model"])
         seed_everything(cfg.seed + 1)  # the CAE phase draws its own random numbers, resumable from its checkpoints
-    train_set = make_training_set(SegmentPairDataset.cae(tp, cfg.max_frames), cfg.batch_size, cfg.num_buckets, cfg.seed,
-                                  f"{len(tp.pairs)} pairs, both directions")
-    log(f"awe: CAE-RNN training on {train_set.describe} for {cfg.num_epochs} epochs into {ckpt_dir}")
-    trainer = Trainer(model, train_set, cfg, ckpt_dir, CAE_TYPE, device=device, validate=validate,
+    if cfg.model == CONTRASTIVE_TYPE:
+        from .contrastive import ContrastivePairDataset
+
+        data, what = ContrastivePairDataset(tp, cfg.max_frames), f"{len(tp.pairs)} pairs, the batch's others as negatives"
+    else:
+        data, what = SegmentPairDataset.cae(tp, cfg.max_frames), f"{len(tp.pairs)} pairs, both directions"
+    train_set = make_training_set(data, cfg.batch_size, cfg.num_buckets, cfg.seed, what)
+    log(f"awe: {cfg.model} training on {train_set.describe} for {cfg.num_epochs} epochs into {ckpt_dir}")
+    trainer = Trainer(model, train_set, cfg, ckpt_dir, cfg.model, device=device, validate=validate,
                       progress=progress, log=log, tensorboard=tensorboard)
     res = trainer.fit(load_from_epoch=load_from_epoch)
     seconds += res.seconds + sum(r.get("val_seconds", 0.0) for r in res.history)
-    history += [{**r, "phase": CAE_TYPE} for r in res.history]
+    history += [{**r, "phase": cfg.model} for r in res.history]
     if res.best_ap is not None:
         log(f"awe: best validation AP {res.best_ap:.4f} at epoch {res.best_epoch}")
     return AWETrainResult(ckpt_dir, res.best_ap, res.best_epoch, round(seconds, 2), round(prepare_seconds, 2),
                           len(tp.pairs), history)
 
 
-def load_awe(ckpt_dir: str | Path, checkpoint: str = "best", epoch: int | None = None, device: Any = "cpu"):
-    """The CAE-RNN of ``ckpt_dir`` (``epoch_<epoch>.pt``, else best, else last) in eval mode, and its path."""
-    from ..train import checkpoint as ckpt
+def build_awe_model(cfg: AWEConfig):
+    """A freshly initialised model of ``cfg.model``: :class:`CAERNN` or :class:`ContrastiveRNN`."""
+    if cfg.model == CONTRASTIVE_TYPE:
+        from .contrastive import ContrastiveRNN
+
+        return ContrastiveRNN(cfg)
     from .model import CAERNN
+
+    return CAERNN(cfg)
+
+
+def load_awe(ckpt_dir: str | Path, checkpoint: str = "best", epoch: int | None = None, device: Any = "cpu"):
+    """The AWE model of ``ckpt_dir`` (``epoch_<epoch>.pt``, else best, else last) in eval mode, and its path."""
+    from ..train import checkpoint as ckpt
 
     path = ckpt.find_checkpoint(ckpt_dir, epoch=epoch, prefer=checkpoint)
     state = ckpt.load(path, map_location="cpu")
-    if state.get("representation_type") not in (CAE_TYPE, AE_TYPE):
+    if state.get("representation_type") not in (CAE_TYPE, AE_TYPE, CONTRASTIVE_TYPE):
         raise UserError(f"checkpoint {path} holds a {state.get('representation_type')!r} model, not an AWE model")
     cfg = awe_config_from_dict(state["config"], source=str(path))
-    model = CAERNN(cfg)
+    model = build_awe_model(cfg)
     model.load_state_dict(state["model"])
     return model.to(device).eval(), path
 
@@ -182,9 +198,10 @@ def read_input_spec(ckpt_dir: str | Path) -> tuple[InputSpec | None, dict]:
 
 def evaluate_awe(ds, inputs: InputFeatures, model=None, cfg: AWEConfig | None = None, splits=("validation", "test"),
                  device: Any = "cpu") -> dict[str, dict[str, Any]]:
-    """Same-different AP of downsampled embeddings and (with ``model``) CAE-RNN embeddings per split.
+    """Same-different AP of downsampled embeddings and (with ``model``) the model's embeddings per split.
 
-    Returns ``{split: {"downsample": SameDiffResult.to_dict(), "cae_rnn": ..., "n_tokens": N}}``.
+    Returns ``{split: {"downsample": SameDiffResult.to_dict(), <model type>: ..., "n_tokens": N}}``,
+    the model type being ``model.cfg.model`` (``cae_rnn`` or ``contrastive_rnn``).
     """
     from .embed import downsample_embeddings, evaluate_embeddings, model_embeddings
 
@@ -198,7 +215,7 @@ def evaluate_awe(ds, inputs: InputFeatures, model=None, cfg: AWEConfig | None = 
         entry: dict[str, Any] = {"n_tokens": len(words)}
         entry["downsample"] = evaluate_embeddings(downsample_embeddings(words, cfg.downsample_n, cfg.downsample_method), rule).to_dict()
         if model is not None:
-            entry[CAE_TYPE] = evaluate_embeddings(model_embeddings(model, words, device), rule).to_dict()
+            entry[model.cfg.model] = evaluate_embeddings(model_embeddings(model, words, device), rule).to_dict()
         out[split] = entry
     if not out:
         raise UserError(f"dataset {ds.name!r} has no word tokens in {', '.join(splits)}")

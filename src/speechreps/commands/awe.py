@@ -49,8 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "compare input features.")
     s = p.add_subparsers(dest="awe_command", metavar="ACTION")
 
-    t = s.add_parser("train", help="train a CAE-RNN (optionally after AE-RNN pre-training)",
-                     description="Train a CAE-RNN on word-segment pairs of dataset --language: a term-pair file "
+    t = s.add_parser("train", help="train a CAE-RNN (optionally after AE-RNN pre-training) or a ContrastiveRNN",
+                     description="Train the config's AWE model (\"model\": \"cae_rnn\", the default, or "
+                     "\"contrastive_rnn\") on word-segment pairs of dataset --language: a term-pair file "
                      "(--pairs), else the dataset's train_pairs, else same-word pairs of its training word tokens.")
     t.add_argument("config", metavar="CONFIG", help='JSON config with an "awe" section (e.g. configs/demo.json)')
     t.add_argument("ckpt_dir", metavar="CKPT_DIR", help="folder for checkpoints and metrics")
@@ -74,9 +75,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which checkpoint (default best)")
     e.add_argument("--device", default=None, help="torch device")
 
-    v = s.add_parser("evaluate", help="same-different AP of downsampled and CAE-RNN embeddings",
-                     description="Same-different AP (cosine; all and cross-speaker positives) of the CAE-RNN's "
-                     "embeddings and of downsampled embeddings of the same input features, on the validation and "
+    v = s.add_parser("evaluate", help="same-different AP of downsampled and the AWE model's embeddings",
+                     description="Same-different AP (cosine; all and cross-speaker positives) of the AWE model's "
+                     "(CAE-RNN or ContrastiveRNN) embeddings and of downsampled embeddings of the same input "
+                     "features, on the validation and "
                      "test words; writes CKPT_DIR/awe_evaluation_<language>.json.")
     v.add_argument("ckpt_dir", metavar="CKPT_DIR", help="a trained AWE model folder")
     v.add_argument("--language", default=None, help="dataset to evaluate on (default: the training dataset)")
@@ -228,12 +230,12 @@ def _evaluate(args) -> int:
     out = ck / f"awe_evaluation_{language}.json"
     write_json(out, report)
     print(f"AWEs of {inputs.describe()} on {language} (cosine same-different)")
-    print(f"{'split':<12}{'embedding':<12}{'AP':>8}{'AP x-spk':>10}{'tokens':>8}")
+    print(f"{'split':<12}{'embedding':<16}{'AP':>8}{'AP x-spk':>10}{'tokens':>8}")
     for split, entry in scores.items():
-        for kind in ("downsample", "cae_rnn"):
+        for kind in ("downsample", model.cfg.model):
             r = entry[kind]
             x = "-" if r["ap_cross_speaker"] is None else f"{r['ap_cross_speaker']:.4f}"
-            print(f"{split:<12}{kind:<12}{r['ap']:>8.4f}{x:>10}{r['n_tokens']:>8}")
+            print(f"{split:<12}{kind:<16}{r['ap']:>8.4f}{x:>10}{r['n_tokens']:>8}")
     print(f"written {out}")
     return 0
 

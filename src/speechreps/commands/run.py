@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "evaluate:cpc:synth_en:synth_en:s0")
     p.add_argument("--no-cross-lingual", action="store_true", help="skip the cross-lingual rows")
     p.add_argument("--awe", action="store_true",
-                   help="also train a CAE-RNN acoustic word embedding model on MFCC and on each trained model's "
+                   help="also train an acoustic word embedding model (the config's awe section: ContrastiveRNN or CAE-RNN) on MFCC and on each trained model's "
                         "features (the config's awe section) and add that table to the report")
     p.add_argument("--encoder", action="append", type=Path, default=[], metavar="MODEL_DIR",
                    help="also score a pretrained HuBERT / wav2vec 2.0 / WavLM from a local folder (config.json + "
