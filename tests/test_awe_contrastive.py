@@ -157,3 +157,7 @@ def test_compare_applies_the_first_datasets_models_to_the_others(tmp_path):
     assert rows[2]["test_contrastive_rnn_ap"] == pytest.approx(again["test"][CONTRASTIVE_TYPE]["ap"])
     assert rows[2]["test_downsample_ap"] == pytest.approx(rows[1]["test_downsample_ap"])
     assert "| mfcc | - | two -> deux |" in format_table(rows) and "ContrastiveRNN AP (test)" in format_table(rows)
+    # a second run reuses every job (the main job's stage records), with the same rows
+    log: list[str] = []
+    assert compare(data_paths, ["two", "deux"], {}, cfg, tmp_path / "cmp", log=log.append) == rows
+    assert not any(line.endswith("running") for line in log) and sum("up to date" in x for x in log) == 2

@@ -10,9 +10,10 @@ dataset; plus two kinds of cross-lingual rows: a frame-level model trained on th
 dataset (Setswana), and each AWE model of the first dataset applied as it is to the other datasets'
 words (``English -> Setswana`` in the table: nothing trained on the target language).
 
-Each job's result is kept in ``OUT/<features>/<trained_on>/<dataset>/s<seed>/row.json`` beside the
-CAE-RNN's checkpoints, and reused when its inputs (config, seed, frame model checkpoint) are
-unchanged, so an interrupted comparison resumes where it stopped. The table is written to
+Each job is a stage of :class:`speechreps.stages.StageCache` (the main job's): its row is recorded in
+``OUT/stages/awe__<features>__<trained_on>__<dataset>__s<seed>.json`` and reused while its inputs
+(config, seed, frame model checkpoint) are unchanged, so an interrupted comparison resumes where it
+stopped; the AWE model's checkpoints are in ``OUT/<features>/<trained_on>/<dataset>/s<seed>/``. The table is written to
 ``OUT/awe_compare.md`` and the rows to ``OUT/awe_compare.json``.
 
 From the main job: ``speechreps awe compare --run-dir runs/main`` reads ``runs/main/results.json``
@@ -86,9 +87,9 @@ def _fingerprint(job: CompareJob, cfg: AWEConfig, seed: int, data_paths: Path, a
 
 
 def run_job(job: CompareJob, data_paths: Path, cfg: AWEConfig, out_dir: Path, seed: int, device: Any = None,
-            log: Callable[[str], None] = print, progress: bool = False, force: bool = False,
-            apply_to: list[str] | None = None) -> dict:
-    """Train and score one AWE model (or reuse its ``row.json``); returns the row.
+            log: Callable[[str], None] = print, progress: bool = False, apply_to: list[str] | None = None,
+            fingerprint: str | None = None) -> dict:
+    """Train and score one AWE model; returns the row (:func:`compare` reuses it while its inputs are unchanged).
 
     ``apply_to``: other datasets on which the trained model is scored as it is (the AWE model's own
     cross-lingual transfer), in the same input features; their rows are in ``row["transfer"]``.
@@ -100,13 +101,6 @@ def run_job(job: CompareJob, data_paths: Path, cfg: AWEConfig, out_dir: Path, se
 
     cfg = dataclasses.replace(cfg, seed=seed)
     job_dir = Path(out_dir) / job.features / (job.trained_on or "-") / job.dataset / f"s{seed}"
-    fp = _fingerprint(job, cfg, seed, data_paths, apply_to)
-    row_path = job_dir / "row.json"
-    if row_path.is_file() and not force:
-        row = json.loads(row_path.read_text())
-        if row.get("fingerprint") == fp:
-            log(f"awe compare: {job.features} ({job.trained_on or 'input'}) on {job.dataset}: up to date")
-            return row
     ckpt_dir = job_dir / cfg.model
     if ckpt_dir.exists():
         import shutil
@@ -132,7 +126,7 @@ def run_job(job: CompareJob, data_paths: Path, cfg: AWEConfig, out_dir: Path, se
         "layer": getattr(inputs, "layer", None), "dim": int(model.cfg.input_dim), "n_pairs": res.n_pairs,
         "train_seconds": res.seconds, "prepare_seconds": res.prepare_seconds,
         "eval_seconds": round(time.perf_counter() - t0, 2), "best_epoch": res.best_epoch,
-        "ckpt_dir": str(ckpt_dir), "fingerprint": fp,
+        "ckpt_dir": str(ckpt_dir), "fingerprint": fingerprint,
     }
     row["model"] = cfg.model
     _add_scores(row, scores, cfg.model)
@@ -143,7 +137,6 @@ def run_job(job: CompareJob, data_paths: Path, cfg: AWEConfig, out_dir: Path, se
         del transfer["transfer"]
         _add_scores(transfer, evaluate_awe(load_dataset(data_paths, other), inputs, model, cfg, device=device or "cpu"), cfg.model)
         row["transfer"].append(transfer)
-    write_json(row_path, row)
     return row
 
 
@@ -164,14 +157,19 @@ def compare(data_paths: str | Path, datasets: list[str], feature_sets: dict[str,
     and the same for ``validation``), ``train_seconds`` (CAE-RNN training, AE pre-training and
     validation included) and ``prepare_seconds`` (encoding the training data with the frame model).
     """
+    from ..stages import StageCache
+
     out_dir = Path(out_dir)
     datasets = list(datasets)
     jobs = plan(datasets, feature_sets, cross_lingual)
+    cache = StageCache(out_dir, force, log=log)  # the main job's stage records: out_dir/stages/<job>.json
     rows, transfer = [], []
     for i, job in enumerate(jobs, 1):
         log(f"awe compare: job {i}/{len(jobs)}")
         others = datasets[1:] if cross_lingual and job.dataset == datasets[0] else []
-        row = run_job(job, Path(data_paths), config, out_dir, seed, device, log, progress, force, apply_to=others)
+        fp = _fingerprint(job, dataclasses.replace(config, seed=seed), seed, Path(data_paths), others)
+        row = cache.run(f"awe:{job.features}:{job.trained_on or '-'}:{job.dataset}:s{seed}", fp, lambda: run_job(
+            job, Path(data_paths), config, out_dir, seed, device, log, progress, apply_to=others, fingerprint=fp))
         rows.append({k: v for k, v in row.items() if k != "transfer"})
         transfer += row.get("transfer", [])
         write_json(out_dir / "awe_compare.json", {"config": awe_config_to_dict(config), "seed": seed, "rows": rows + transfer})
