@@ -24,7 +24,6 @@ Run it with ``nice -n 19`` on a shared machine: seconds are then upper bounds; `
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import random
@@ -215,7 +214,7 @@ def diagnose(args, features: str, dataset: str, cfg) -> dict:
     """No training: the scale of the input dimensions, and the AP of randomly initialised encoders on them."""
     import torch
 
-    from speechreps.awe.config import awe_config_from_dict, awe_config_to_dict
+    from speechreps.awe.config import awe_config_from_dict
     from speechreps.awe.embed import evaluate_embeddings, model_embeddings
     from speechreps.awe.model import CAERNN
     from speechreps.data.registry import load_dataset
