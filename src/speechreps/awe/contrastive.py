@@ -1,6 +1,6 @@
 """The ContrastiveRNN: an RNN encoder trained with NT-Xent on word-segment pairs.
 
-Jacobs, Kamper and Matusevych, "Acoustic word embeddings for zero-resource languages using
+Jacobs, Matusevych and Kamper, "Acoustic word embeddings for zero-resource languages using
 self-supervised contrastive learning and multilingual adaptation", SLT 2021. The encoder is the
 CAE-RNN's (:class:`~speechreps.awe.model.RNNEncoder`: GRU stack, linear embedding layer); there is no
 decoder. A batch holds B pairs ``(a_i, b_i)`` of segments of one word (or one discovered term);
