@@ -40,10 +40,9 @@ import numpy as np
 import torch
 
 from .. import model_types
-from ..data.archive import format_key, load_archive, parse_word_key
+from ..data.archive import format_key, load_archive
 from ..data.datasets import pad
-from ..data.alignments import same_label_pairs
-from ..data.pairs import SegmentLookup
+from ..data.pairs import SegmentLookup, word_token_pairs
 from ..errors import UserError, WarningCounter
 
 
@@ -206,11 +205,7 @@ def pairs_from_term_pairs(term_pairs, utterances: Mapping[str, np.ndarray],
 def pairs_from_word_tokens(words: Mapping[str, np.ndarray], max_pairs_per_word: int = 100,
                            seed: int = 0) -> tuple[dict[str, np.ndarray], list[tuple[str, str]]]:
     """All same-label pairs of a word-token archive (a random ``max_pairs_per_word`` per type at most)."""
-    keys = list(words)
-    index_pairs = same_label_pairs([parse_word_key(k).label for k in keys], max_pairs_per_word, seed)
-    pairs = [(keys[i], keys[j]) for i, j in index_pairs]
-    if not pairs:
-        raise UserError("the training word tokens hold no two tokens of one word: no pairs to train on")
+    pairs = word_token_pairs(words, max_pairs_per_word, seed)
     used = {k for pair in pairs for k in pair}
     return {k: np.asarray(words[k], dtype=np.float32) for k in words if k in used}, pairs
 

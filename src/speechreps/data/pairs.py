@@ -202,16 +202,22 @@ def segments_from_term_pairs(
     return out
 
 
+def word_token_pairs(words: Mapping[str, np.ndarray], max_pairs_per_word: int = 100, seed: int = 0
+                     ) -> list[tuple[str, str]]:
+    """Ground-truth pairs of a word-token archive, as key pairs: tokens of one label (at most
+    ``max_pairs_per_word`` per label, drawn with ``seed``). The frame models and the AWE models both use it."""
+    keys = list(words)
+    index_pairs = same_label_pairs([parse_word_key(k).label for k in keys], max_pairs_per_word, seed)
+    if not index_pairs:
+        raise UserError("the training word tokens hold no two tokens of one word: no pairs to train on")
+    return [(keys[i], keys[j]) for i, j in index_pairs]
+
+
 def segments_from_word_tokens(
     words: Mapping[str, np.ndarray], max_pairs_per_word: int = 100, seed: int = 0
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Ground-truth pairs from a word-token archive: tokens of one label (at most ``max_pairs_per_word``)."""
-    keys = list(words)
-    index_pairs = same_label_pairs([parse_word_key(k).label for k in keys], max_pairs_per_word, seed)
-    out = [(words[keys[i]], words[keys[j]]) for i, j in index_pairs]
-    if not out:
-        raise UserError("the training word tokens hold no two tokens of one word: no pairs to train on")
-    return out
+    """The segments of :func:`word_token_pairs`."""
+    return [(words[a], words[b]) for a, b in word_token_pairs(words, max_pairs_per_word, seed)]
 
 
 def load_original_aligned(path: str | Path) -> list[tuple[np.ndarray, np.ndarray]]:
