@@ -20,7 +20,9 @@ import numpy as np
 import torch
 
 from .data.archive import parse_word_key, save_archive
+from .data.datasets import pad
 from .data.pairs import SegmentLookup
+from .data.samplers import inference_batches
 from .errors import UserError
 
 
@@ -55,24 +57,15 @@ def encode_segments(
         return out  # type: ignore[return-value]
     was_training = model.training
     model.eval()
-    order = np.argsort([len(s) for s in segments], kind="stable")
     try:
-        i = 0
-        while i < len(order):
-            j = i + 1
-            while j < len(order) and j - i < max_batch_size and len(segments[order[j]]) * (j - i + 1) <= max_batch_frames:
-                j += 1
-            idx = order[i:j]
-            lengths = np.array([len(segments[k]) for k in idx])
-            feats = np.zeros((len(idx), lengths.max(), segments[idx[0]].shape[1]), dtype=np.float32)
-            for b, k in enumerate(idx):
-                feats[b, : lengths[b]] = segments[k]
-            enc = model.encode(torch.from_numpy(feats).to(device), torch.from_numpy(lengths).to(device))
+        for idx in inference_batches([len(s) for s in segments], max_batch_size, max_batch_frames):
+            feats, lengths = pad([segments[k] for k in idx])
+            enc = model.encode(feats.to(device), lengths.to(device))
+            n_frames = lengths.tolist()
             for name in layers:
                 h = enc[name].float().cpu().numpy()  # (B, T, d)
                 for b, k in enumerate(idx):
-                    out[name][k] = np.ascontiguousarray(h[b, : lengths[b]])
-            i = j
+                    out[name][k] = np.ascontiguousarray(h[b, : n_frames[b]])
     finally:
         model.train(was_training)
     return out  # type: ignore[return-value]

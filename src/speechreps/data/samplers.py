@@ -139,3 +139,18 @@ class FrameBatchSampler(_Seeded):
     def __iter__(self) -> Iterator[np.ndarray]:
         order = self.rng.permutation(self.n_frames) if self.shuffle else np.arange(self.n_frames)
         return iter([order[i : i + self.batch_size] for i in range(0, self.n_frames, self.batch_size)])
+
+
+def inference_batches(lengths: Sequence[int], max_batch_size: int, max_batch_frames: int) -> Iterator[np.ndarray]:
+    """Indices of items grouped for encoding: sorted by length (stably), each batch at most ``max_batch_size``
+    items and ``max_batch_frames`` padded frames (a single longer item is a batch of its own). Sorting keeps
+    padding small; extraction of frame features and of AWEs both batch this way."""
+    order = np.argsort(np.asarray(lengths, dtype=np.int64), kind="stable")
+    i = 0
+    while i < len(order):
+        j = i + 1
+        while j < len(order) and j - i < max_batch_size and lengths[order[j]] * (j - i + 1) <= max_batch_frames:
+            j += 1
+        yield order[i:j]
+        i = j
+
