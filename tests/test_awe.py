@@ -10,7 +10,8 @@ import torch
 
 from speechreps import cli
 from speechreps.awe.config import awe_config_from_dict, load_awe_config
-from speechreps.awe.data import MFCCInput, SegmentPairDataset, TrainingPairs, pairs_from_term_pairs
+from speechreps.awe.data import MFCCInput, SegmentPairDataset
+from speechreps.data.pairs import SegmentPairs, term_pair_segments
 from speechreps.awe.embed import downsample_embeddings, evaluate_embeddings, model_embeddings, save_embeddings
 from speechreps.awe.model import CAERNN, masked_mse
 from speechreps.awe.train import evaluate_awe, load_awe, train_awe
@@ -107,7 +108,7 @@ def test_pairs_are_used_in_both_directions_with_the_partner_as_target():
     rng = np.random.default_rng(0)
     segs = {"a_u1_000000-000010": word("alpha", rng, 10), "a_u2_000000-000013": word("alpha", rng, 13),
             "b_u3_000000-000011": word("bravo", rng, 11), "b_u4_000000-000016": word("bravo", rng, 16)}
-    tp = TrainingPairs(segs, [("a_u1_000000-000010", "a_u2_000000-000013"), ("b_u3_000000-000011", "b_u4_000000-000016")], "test")
+    tp = SegmentPairs(segs, [("a_u1_000000-000010", "a_u2_000000-000013"), ("b_u3_000000-000011", "b_u4_000000-000016")], "test")
     data = SegmentPairDataset.cae(tp)
     assert sorted(data.directed) == sorted([(a, b) for a, b in tp.pairs] + [(b, a) for a, b in tp.pairs])
     batch = data.collate(list(range(len(data))))
@@ -127,7 +128,8 @@ def test_term_pairs_cut_from_utterances_and_share_segments():
     from speechreps.errors import WarningCounter
 
     w = WarningCounter()
-    segments, kept = pairs_from_term_pairs(pairs, utts, w)
+    found = term_pair_segments(pairs, utts, w)
+    segments, kept = found.segments, found.pairs
     assert len(kept) == 2 and len(w) == 1
     assert set(segments) == {"pt1_s1_u1_000005-000015", "pt1_s2_u2_000012-000020", "pt1_s2_u2_000020-000030"}
     np.testing.assert_array_equal(segments["pt1_s1_u1_000005-000015"], utts["s1_u1_000000-000050"][5:15])

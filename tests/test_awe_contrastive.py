@@ -13,9 +13,10 @@ import torch
 from speechreps import cli
 from speechreps.awe.config import awe_config_from_dict
 from speechreps.awe.contrastive import ContrastivePairDataset, ContrastiveRNN, nt_xent
-from speechreps.awe.data import MFCCInput, TrainingPairs
+from speechreps.awe.data import MFCCInput
+from speechreps.data.pairs import SegmentPairs
 from speechreps.awe.embed import evaluate_embeddings, model_embeddings
-from speechreps.awe.train import CONTRASTIVE_TYPE, evaluate_awe, load_awe, train_awe
+from speechreps.awe.train import evaluate_awe, load_awe, train_awe
 from speechreps.data.archive import load_archive
 from speechreps.errors import UserError
 
@@ -49,7 +50,7 @@ def test_pairs_once_each_with_ids_and_labels():
     rng = np.random.default_rng(0)
     segs = {k: rng.standard_normal((n, 3)).astype(np.float32) for k, n in
             [("a_u1_000000-000010", 10), ("a_u2_000000-000013", 13), ("b_u3_000000-000011", 11)]}
-    tp = TrainingPairs(segs, [("a_u1_000000-000010", "a_u2_000000-000013"), ("a_u2_000000-000013", "b_u3_000000-000011")], "t")
+    tp = SegmentPairs(segs, [("a_u1_000000-000010", "a_u2_000000-000013"), ("a_u2_000000-000013", "b_u3_000000-000011")], "t")
     data = ContrastivePairDataset(tp)
     assert len(data) == 2  # one row per undirected pair
     batch = data.collate([0, 1])
@@ -110,7 +111,7 @@ def test_contrastive_rnn_learns_on_real_speech(small_corpus):
     assert losses[-1] < 0.8 * losses[0], losses
     model, _ = load_awe(root / "ck")
     assert isinstance(model, ContrastiveRNN)
-    trained_ap = evaluate_awe(ds, MFCCInput(), model, splits=("test",))["test"][CONTRASTIVE_TYPE]["ap"]
+    trained_ap = evaluate_awe(ds, MFCCInput(), model, splits=("test",))["test"]["contrastive_rnn"]["ap"]
     # measured: 0.10 at random init, 0.61 after 8 epochs (downsampled MFCC: 0.96 on this easy set)
     assert trained_ap > random_ap + 0.2, (random_ap, trained_ap)
 
@@ -126,7 +127,7 @@ def test_cli_train_and_evaluate_a_contrastive_model(small_corpus, tmp_path, caps
     assert cli.main(["awe", "evaluate", str(ck), "--data-paths", data_paths]) == 0
     assert "contrastive_rnn" in capsys.readouterr().out
     report = json.loads((ck / "awe_evaluation_small_en.json").read_text())
-    assert CONTRASTIVE_TYPE in report["splits"]["test"]
+    assert "contrastive_rnn" in report["splits"]["test"]
     out = tmp_path / "emb.npz"
     assert cli.main(["awe", "embed", "--model", str(ck), str(root / "data" / "small_en" / "test_words.npz"), str(out)]) == 0
     assert all(v.shape == (1, 32) for v in load_archive(out).values())
@@ -154,7 +155,7 @@ def test_compare_applies_the_first_datasets_models_to_the_others(tmp_path):
         ("mfcc", None, "two"), ("mfcc", None, "deux"), ("mfcc", "two", "deux")]
     model, _ = load_awe(tmp_path / "cmp" / "mfcc" / "-" / "two" / "s0" / "contrastive_rnn")
     again = evaluate_awe(load_dataset(data_paths, "deux"), MFCCInput(), model)
-    assert rows[2]["test_contrastive_rnn_ap"] == pytest.approx(again["test"][CONTRASTIVE_TYPE]["ap"])
+    assert rows[2]["test_contrastive_rnn_ap"] == pytest.approx(again["test"]["contrastive_rnn"]["ap"])
     assert rows[2]["test_downsample_ap"] == pytest.approx(rows[1]["test_downsample_ap"])
     assert "| mfcc | - | two -> deux |" in format_table(rows) and "ContrastiveRNN AP (test)" in format_table(rows)
     # a second run reuses every job (the main job's stage records), with the same rows

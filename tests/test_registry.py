@@ -1,7 +1,7 @@
 """The type registry: a new model type is one ``register`` call, and every job then knows it.
 
-The type here (a linear frame autoencoder) lives in this file only: its model class, its config class
-and its registration. Training, evaluation, extraction through the CLI and the main job must all take
+The types here (a linear frame autoencoder, and a mean-pooled acoustic word embedding) live in this file
+only: their model classes, their config classes and their registration. Training, evaluation, extraction through the CLI and the main job must all take
 it without any other file naming it (docs/DEVELOPING.md lists the steps this test follows).
 """
 
@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from speechreps import cli, model_types
-from speechreps.config import TrainingConfig, config_from_dict
+from speechreps.awe.config import AWEConfig
+from speechreps.config import TrainingConfig, config_from_dict, section_from_dict
 from speechreps.data.archive import load_archive
 from speechreps.data.registry import load_dataset
 from speechreps.errors import UserError
@@ -134,3 +135,86 @@ def test_training_order_puts_an_initialiser_first_and_sections_follow_it():
         model_types.training_order(["apc", "hubert"])
     with pytest.raises(ValueError, match="unknown batch kind"):
         ModelType("x", TrainingConfig, LinearAE, "sentences")
+
+
+# -- an acoustic word embedding type: the same rails --------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class MeanAWEConfig(AWEConfig):
+    """The mean-pooled AWE's settings: the shared AWE keys plus its NT-Xent temperature."""
+
+    model: str = "mean_awe"
+    temperature: float = 0.2
+
+
+class MeanAWE(nn.Module):
+    """A word's embedding is a linear map of the mean frames of its two halves, trained with NT-Xent on the pairs."""
+
+    def __init__(self, cfg: MeanAWEConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.proj = nn.Linear(2 * cfg.input_dim, cfg.embedding_dim)
+
+    @classmethod
+    def training_data(cls, pairs, max_frames: int = 0):
+        from speechreps.awe.contrastive import ContrastivePairDataset
+
+        return ContrastivePairDataset(pairs, max_frames), f"{len(pairs.pairs)} pairs"
+
+    def embed(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        t = torch.arange(x.shape[1], device=x.device)[None, :]
+        half = (lengths[:, None] + 1) // 2
+        first, second = (t < half).unsqueeze(-1), ((t >= half) & (t < lengths[:, None])).unsqueeze(-1)
+        mean = lambda m: (x * m).sum(1) / m.sum(1).clamp(min=1)  # noqa: E731
+        return self.proj(torch.cat([mean(first), mean(second)], dim=1))
+
+    def loss(self, batch):
+        from speechreps.awe.contrastive import nt_xent
+
+        t = max(batch.x.shape[1], batch.y.shape[1])
+        pad = lambda a: torch.nn.functional.pad(a, (0, 0, 0, t - a.shape[1]))  # noqa: E731
+        z = self.embed(torch.cat([pad(batch.x), pad(batch.y)]), torch.cat([batch.x_lengths, batch.y_lengths]))
+        loss, accuracy = nt_xent(z, batch.ids, batch.labels, self.cfg.temperature, True)
+        return loss, {"accuracy": accuracy}
+
+
+@pytest.fixture
+def mean_awe(monkeypatch):
+    entry = model_types.AWEModelType("mean_awe", MeanAWEConfig, MeanAWE, "Mean AWE", summary="mean-pooled (test)")
+    monkeypatch.setitem(model_types.AWE_MODEL_TYPES, "mean_awe", entry)
+    return entry
+
+
+def test_a_registered_awe_type_trains_and_evaluates_through_the_awe_commands(mean_awe, tmp_path, capsys):
+    from test_awe import make_word_dataset
+
+    from speechreps.awe.compare import format_table
+    from speechreps.awe.train import load_awe
+
+    data_paths = make_word_dataset(tmp_path)
+    section = {"model": "mean_awe", "num_epochs": 6, "batch_size": 8, "num_buckets": 1, "embedding_dim": 4,
+               "learning_rate": 0.05, "validate_every": 1, "temperature": 0.5}
+    (tmp_path / "awe.json").write_text(json.dumps({"awe": section}))
+    ck = tmp_path / "ck"
+    assert cli.main(["awe", "train", str(tmp_path / "awe.json"), str(ck), "--language", "two", "--data-paths", data_paths,
+                     "--no-progress", "--device", "cpu"]) == 0
+    rows = [json.loads(x) for x in (ck / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and rows[-1]["loss"] < 0.8 * rows[0]["loss"]  # it learns
+    model, path = load_awe(ck)
+    assert isinstance(model, MeanAWE) and torch.load(path, weights_only=True)["representation_type"] == "mean_awe"
+    assert cli.main(["awe", "evaluate", str(ck), "--data-paths", data_paths]) == 0
+    report = json.loads((ck / "awe_evaluation_two.json").read_text())
+    assert report["splits"]["test"]["mean_awe"]["ap"] > 0.9  # two words whose halves differ
+    row = {"features": "mfcc", "trained_on": None, "dataset": "two", "model": "mean_awe", "test_mean_awe_ap": 0.5}
+    assert "Mean AWE AP (test)" in format_table([row])
+
+
+def test_awe_config_names_only_registered_awe_types(mean_awe):
+    from speechreps.awe.config import awe_config_from_dict
+
+    assert isinstance(awe_config_from_dict({"model": "mean_awe", "temperature": 0.3}), MeanAWEConfig)
+    with pytest.raises(UserError, match="model must be one of cae_rnn, contrastive_rnn, mean_awe"):
+        awe_config_from_dict({"model": "siamese"})
+    with pytest.raises(UserError, match=r"\[awe\] model 'mean_awe' is configured by MeanAWEConfig, not AWEConfig"):
+        section_from_dict(AWEConfig, {"model": "mean_awe"}, "awe")  # the Python API's mistake, caught at load

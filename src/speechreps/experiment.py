@@ -368,9 +368,9 @@ def _awe_comparison(config_file: Path, data_paths: Path, names: list[str], train
     rows = compare(data_paths, names, feature_sets, cfg, opts.run_dir / "awe", seed=seed, log=opts.log,
                    cross_lingual=opts.cross_lingual, device=opts.device, progress=opts.progress)
     cache.timings["awe"] = round(time.time() - t0, 1)
-    from .awe.compare import MODEL_NAMES
+    from .awe.compare import model_title
 
-    return (f"{MODEL_NAMES.get(cfg.model, cfg.model)} (config section `awe`, seed {seed}) on each input feature type, beside downsampling "
+    return (f"{model_title(cfg.model)} (config section `awe`, seed {seed}) on each input feature type, beside downsampling "
             f"({cfg.downsample_n} frames, {cfg.downsample_method}); same-different AP of the embeddings, cosine "
             f"distance. Test words:\n\n{format_table(rows, 'test')}\n\nValidation words:\n\n"
             f"{format_table(rows, 'validation')}")

@@ -1,10 +1,15 @@
-"""The one registry of representation (model) types: everything else derives from it.
+"""The one registry of model types, frame-level and word-level: everything else derives from it.
 
 A :class:`ModelType` says what a type is: its config class, its model class, which batches it trains
 on, which type must be trained first to initialise it, and whether the AWE comparison uses its
 features. The CLI's TYPE choices, the config sections read, the main job's training order, the
 zero-resource track's types, the AWE comparison's rows and the model factory all come from
 :data:`MODEL_TYPES`, so adding a type is one :func:`register` call (see docs/DEVELOPING.md).
+
+The acoustic-word-embedding models (``speechreps awe``, the ``awe`` section's ``model`` key) are
+:class:`AWEModelType` entries in :data:`AWE_MODEL_TYPES`: config class, model class, the name of the
+comparison table's column and, for the CAE-RNN, the pre-training phase (AE-RNN). The ``awe`` config
+loader, ``awe train`` / ``load_awe`` and the comparison's table all read it.
 
 This module imports no torch: the model class is named by an import path and loaded on first use, so
 ``speechreps --help`` stays fast. A test (or a plug-in) may register a class object directly.
@@ -27,6 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from .awe.config import AWEConfig, ContrastiveRNNConfig
 from .config import APCConfig, CAPCConfig, CPCConfig, FrameAEConfig, FrameCAEConfig, TrainingConfig
 from .errors import UserError
 
@@ -65,14 +71,19 @@ class ModelType:
         return self.batch_kind in PAIR_KINDS
 
     def model_class(self) -> type:
-        if isinstance(self.model, str):
-            module, _, cls = self.model.partition(":")
-            return getattr(importlib.import_module(module), cls)
-        return self.model
+        return _resolve(self.model)
 
     def sections(self) -> tuple[str, ...]:
         """Config sections that decide a trained model of this type: its own, then its initialiser's."""
         return (self.name, *(get(self.init_from).sections() if self.init_from else ()))
+
+
+def _resolve(model: Any) -> type:
+    """A class, or the class an import path ``"package.module:Class"`` names (imported now)."""
+    if isinstance(model, str):
+        module, _, cls = model.partition(":")
+        return getattr(importlib.import_module(module), cls)
+    return model
 
 
 MODEL_TYPES: dict[str, ModelType] = {}
@@ -132,3 +143,57 @@ register(ModelType("frame_ae", FrameAEConfig, "speechreps.models.frame_ae:FrameA
                    summary="frame autoencoder (the frame CAE's initialisation)"))
 register(ModelType("frame_cae", FrameCAEConfig, "speechreps.models.frame_ae:FrameCAE", "frame_pair",
                    init_from="frame_ae", init_key="ae_checkpoint", summary="frame correspondence autoencoder (aligned frame pairs)"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Acoustic word embedding models
+
+
+@dataclass(frozen=True)
+class AWEModelType:
+    """One AWE model type: a model that maps a word segment to one vector, trained on segment pairs.
+
+    ``model``: the class or its import path; the class follows :class:`speechreps.awe.model.RNNEncoder`'s
+    interface (``embed``, ``loss``) and builds its own training data from the pairs with the classmethod
+    ``training_data(pairs, max_frames) -> (dataset, description)``. ``pretrain``: the checkpoint type of a
+    pre-training phase (the CAE-RNN's AE-RNN, in ``CKPT_DIR/<pretrain>/``), run when the config's
+    ``ae_num_epochs`` > 0, with data from the classmethod ``pretraining_data``. ``title``: its name in tables.
+    """
+
+    name: str
+    config: type[AWEConfig]
+    model: Any
+    title: str
+    pretrain: str | None = None
+    summary: str = ""
+
+    def model_class(self) -> type:
+        return _resolve(self.model)
+
+
+AWE_MODEL_TYPES: dict[str, AWEModelType] = {}
+
+
+def register_awe(model_type: AWEModelType) -> AWEModelType:
+    """Add (or replace) an AWE model type."""
+    AWE_MODEL_TYPES[model_type.name] = model_type
+    return model_type
+
+
+def get_awe(name: str, option: str = "awe model") -> AWEModelType:
+    """The registered AWE model type ``name``; an unknown name is a one-line UserError naming ``option``."""
+    try:
+        return AWE_MODEL_TYPES[name]
+    except KeyError:
+        raise UserError(f"unknown {option} {name!r} (choose from {', '.join(AWE_MODEL_TYPES)})") from None
+
+
+def awe_checkpoint_types() -> set[str]:
+    """The ``representation_type`` a checkpoint of an AWE model (or of its pre-training) records."""
+    return {n for t in AWE_MODEL_TYPES.values() for n in (t.name, t.pretrain) if n}
+
+
+register_awe(AWEModelType("cae_rnn", AWEConfig, "speechreps.awe.model:CAERNN", "CAE-RNN", pretrain="ae_rnn",
+                          summary="correspondence autoencoder RNN (Kamper 2019): a word reconstructs its partner"))
+register_awe(AWEModelType("contrastive_rnn", ContrastiveRNNConfig, "speechreps.awe.contrastive:ContrastiveRNN",
+                          "ContrastiveRNN", summary="RNN encoder with NT-Xent over the batch (Jacobs et al. 2021)"))

@@ -131,12 +131,7 @@ def _train_locked(opts: RunOptions, rep: str, cfg: TrainingConfig, device, log: 
     ds = _load_dataset(opts)
     if ds.data.get("train") is not None:
         check_training_data(open_features(ds.utterances("train")), ds.utterances("train"), cfg.input_dim)
-    load_from = opts.load_from_epoch
-    if load_from is None and opts.resume:
-        have = ckpt.saved_epochs(opts.ckpt_dir)
-        load_from = have[-1] if have else None
-    if load_from is not None:
-        ckpt.find_checkpoint(opts.ckpt_dir, epoch=load_from)  # fail early when it is missing
+    load_from = ckpt.resume_point(opts.ckpt_dir, opts.resume, opts.load_from_epoch)
     init_state = _initial_state(opts, cfg, device, log) if load_from is None else None
     seed_everything(cfg.seed)
     model = build_checked(rep, cfg, f"config {opts.config} [{rep}]")

@@ -38,7 +38,12 @@ from .config import AWEConfig, awe_config_to_dict
 
 # Row order of the table: input features.
 FEATURE_ORDER = ("mfcc", *model_types.names())
-MODEL_NAMES = {"cae_rnn": "CAE-RNN", "contrastive_rnn": "ContrastiveRNN"}
+
+
+def model_title(model: str) -> str:
+    """An AWE model type's name in tables (the registry's ``title``)."""
+    entry = model_types.AWE_MODEL_TYPES.get(model)
+    return entry.title if entry else "AWE model"
 
 
 @dataclass
@@ -184,7 +189,7 @@ def format_table(rows: list[dict], split: str = "test") -> str:
         return "-" if x is None else f"{x:.3f}"
 
     models = {r.get("model", "cae_rnn") for r in rows}
-    name = MODEL_NAMES.get(models.pop(), "AWE model") if len(models) == 1 else "AWE model"
+    name = model_title(models.pop()) if len(models) == 1 else "AWE model"
     lines = [
         f"| input features | frame model trained on | AWEs trained and evaluated on | dim | downsampled AP ({split}) | "
         f"{name} AP ({split}) | downsampled AP x-spk | {name} AP x-spk | {name} train s | encode s |",

@@ -1,11 +1,12 @@
-"""The ``"awe"`` config section: the CAE-RNN / AE-RNN and the downsampling baseline.
+"""The ``"awe"`` config section: the AWE models (CAE-RNN / AE-RNN, ContrastiveRNN) and the downsampling baseline.
 
 It lives in the same JSON files as the frame-level sections (``configs/demo.json``,
 ``configs/paper.json``), as one more top-level key ``"awe"``; :func:`speechreps.config.load_config`
 reads only the section it is asked for, so the other sections are unaffected. A mistake raises one
 :class:`~speechreps.errors.UserError` line naming file, section and key, as for the other sections.
 
-Defaults are those of Kamper's CAE-RNN (ICASSP 2019, ``recipe_bucktsong_awe``): a 3-layer GRU
+The section's ``model`` key names a registered AWE model type (:mod:`speechreps.model_types`), whose
+config class reads the rest. Defaults are those of Kamper's CAE-RNN (ICASSP 2019, ``recipe_bucktsong_awe``): a 3-layer GRU
 encoder and decoder of 400 units, a 130-dimensional embedding, Adam with learning rate 0.001.
 """
 
@@ -23,8 +24,6 @@ from ..errors import UserError
 
 SECTION = "awe"
 DOWNSAMPLE_METHODS = ("fourier", "interpolate")
-#: The AWE models, by the ``model`` key of the section (the checkpoint's representation type).
-MODELS = ("cae_rnn", "contrastive_rnn")
 
 
 @dataclass(kw_only=True)
@@ -83,23 +82,46 @@ class AWEConfig(TrainingConfig):
         positive(self, bad, "embedding_dim", "enc_hidden_dim", "enc_num_layers", "dec_hidden_dim",
                   "dec_num_layers", "max_pairs_per_word", "downsample_n", "frame_stride")
         non_negative(self, bad, "ae_num_epochs", "ae_learning_rate", "max_pairs", "max_frames")
-        if self.model not in MODELS:
-            bad("model", f"must be one of {', '.join(MODELS)}, got {self.model!r}")
+        from ..model_types import AWE_MODEL_TYPES
+
+        if self.model not in AWE_MODEL_TYPES:
+            bad("model", f"must be one of {', '.join(AWE_MODEL_TYPES)}, got {self.model!r}")
+        elif type(self) is not AWE_MODEL_TYPES[self.model].config:
+            bad("model", f"{self.model!r} is configured by {AWE_MODEL_TYPES[self.model].config.__name__}, "
+                         f"not {type(self).__name__}")
         if self.stride_mode not in ("subsample", "mean"):
             bad("stride_mode", f'must be "subsample" or "mean", got {self.stride_mode!r}')
         if self.downsample_method not in DOWNSAMPLE_METHODS:
             bad("downsample_method", f"must be one of {', '.join(DOWNSAMPLE_METHODS)}, got {self.downsample_method!r}")
 
 
-def config_class(model: Any, where: str = SECTION) -> type[AWEConfig]:
-    """The config dataclass of AWE model type ``model`` (imported on demand: the contrastive one needs torch)."""
-    if model == "cae_rnn":
-        return AWEConfig
-    if model == "contrastive_rnn":
-        from .contrastive import ContrastiveRNNConfig
+@dataclass(kw_only=True)
+class ContrastiveRNNConfig(AWEConfig):
+    """:class:`AWEConfig` plus the NT-Xent settings.
 
-        return ContrastiveRNNConfig
-    raise UserError(f"{where} model must be one of {', '.join(MODELS)}, got {json.dumps(model)}")
+    - ``temperature``: the softmax temperature of the cosine similarities (smaller: sharper);
+    - ``mask_same_label``: leave tokens that share the anchor's label out of its negatives.
+    """
+
+    model: str = "contrastive_rnn"
+    temperature: float = 0.1
+    mask_same_label: bool = True
+
+    def check(self, bad) -> None:
+        super().check(bad)
+        if not self.temperature > 0:
+            bad("temperature", f"must be a number > 0, got {self.temperature}")
+        if self.ae_num_epochs:
+            bad("ae_num_epochs", "must be 0 for the contrastive_rnn (it has no decoder to pre-train)")
+
+
+def config_class(model: Any, where: str = SECTION) -> type[AWEConfig]:
+    """The config dataclass of AWE model type ``model`` (the registry's :data:`~speechreps.model_types.AWE_MODEL_TYPES`)."""
+    from ..model_types import AWE_MODEL_TYPES
+
+    if not isinstance(model, str) or model not in AWE_MODEL_TYPES:
+        raise UserError(f"{where} model must be one of {', '.join(AWE_MODEL_TYPES)}, got {json.dumps(model)}")
+    return AWE_MODEL_TYPES[model].config
 
 
 def awe_config_from_dict(section: Any, source: str = "<dict>") -> AWEConfig:

@@ -18,7 +18,7 @@ Two details the paper leaves open, settled here:
   works against the task. The labels are what the pairs already come with, so this uses no extra
   supervision.
 
-Config: :class:`ContrastiveRNNConfig`, the ``"awe"`` section with ``"model": "contrastive_rnn"``: the
+Config: :class:`~speechreps.awe.config.ContrastiveRNNConfig`, the ``"awe"`` section with ``"model": "contrastive_rnn"``: the
 encoder keys of :class:`~speechreps.awe.config.AWEConfig` plus ``temperature`` and ``mask_same_label``;
 the decoder and AE pre-training keys do not apply (``ae_num_epochs`` must stay 0).
 """
@@ -32,32 +32,11 @@ import torch
 from torch.nn import functional as F
 
 from ..data.archive import parse_word_key
-from .config import AWEConfig
-from .data import SegmentPairDataset, TrainingPairs, pad
+from ..data.datasets import pad
+from ..data.pairs import SegmentPairs
+from .config import ContrastiveRNNConfig
+from .data import SegmentPairDataset
 from .model import RNNEncoder
-
-CONTRASTIVE_TYPE = "contrastive_rnn"
-
-
-@dataclass(kw_only=True)
-class ContrastiveRNNConfig(AWEConfig):
-    """:class:`AWEConfig` plus the NT-Xent settings.
-
-    - ``temperature``: the softmax temperature of the cosine similarities (smaller: sharper);
-    - ``mask_same_label``: leave tokens that share the anchor's label out of its negatives.
-    """
-
-    model: str = CONTRASTIVE_TYPE
-    temperature: float = 0.1
-    mask_same_label: bool = True
-
-    def check(self, bad) -> None:
-        super().check(bad)
-        if not self.temperature > 0:
-            bad("temperature", f"must be a number > 0, got {self.temperature}")
-        if self.ae_num_epochs:
-            bad("ae_num_epochs", "must be 0 for the contrastive_rnn (it has no decoder to pre-train)")
-
 
 @dataclass
 class ContrastiveBatch:
@@ -77,7 +56,7 @@ class ContrastiveBatch:
 class ContrastivePairDataset(SegmentPairDataset):
     """Each undirected pair once (``a`` as ``x``, ``b`` as ``y``), batched with segment ids and labels."""
 
-    def __init__(self, tp: TrainingPairs, max_frames: int = 0):
+    def __init__(self, tp: SegmentPairs, max_frames: int = 0):
         super().__init__(tp.segments, list(tp.pairs), max_frames)
         keys = sorted(tp.segments)
         self.segment_id = {k: i for i, k in enumerate(keys)}
@@ -128,6 +107,11 @@ class ContrastiveRNN(RNNEncoder):
     def __init__(self, cfg: ContrastiveRNNConfig):
         super().__init__(cfg)
         self._add_normalization()
+
+    @classmethod
+    def training_data(cls, pairs: SegmentPairs, max_frames: int = 0) -> tuple[ContrastivePairDataset, str]:
+        """Each pair once; the other segments of its batch are the negatives."""
+        return ContrastivePairDataset(pairs, max_frames), f"{len(pairs.pairs)} pairs, the batch's others as negatives"
 
     def loss(self, batch: ContrastiveBatch) -> tuple[torch.Tensor, dict[str, float]]:
         t = max(batch.x.shape[1], batch.y.shape[1])  # one encoder pass over all 2B segments

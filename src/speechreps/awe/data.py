@@ -15,7 +15,7 @@ no term pairs). Three kinds:
   ``train_utterances`` an archive of the training *utterances* in the learned features (keys
   ``<utt>_<start>-<end>`` like ``<ds>_train_data``) when pairs are cut from term pairs.
 
-**Pairs** (:func:`training_pairs`), as for the correspondence frame models: a term-pair file
+**Pairs** (:func:`training_pairs`): the correspondence frame models' own (:func:`speechreps.data.pairs.dataset_pairs`): a term-pair file
 (``--pairs``: discovered terms, frames into the training utterances), else the dataset's
 ``<ds>_train_pairs`` (ground truth written by ``speechreps prepare``), else all same-word pairs of
 the training word tokens (at most ``max_pairs_per_word`` per type). Segments are named like word
@@ -30,7 +30,7 @@ and target separately, each with its own lengths.
 from __future__ import annotations
 
 import abc
-import random
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,9 +40,10 @@ import numpy as np
 import torch
 
 from .. import model_types
-from ..data.archive import format_key, load_archive
+from ..data.archive import load_archive
 from ..data.datasets import pad
-from ..data.pairs import SegmentLookup, word_token_pairs
+from ..data.pairs import SegmentPairs, dataset_pairs
+from ..data.words import WordSet
 from ..errors import UserError, WarningCounter
 
 
@@ -62,6 +63,11 @@ class InputFeatures(abc.ABC):
     @abc.abstractmethod
     def words(self, ds, split: str) -> Mapping[str, np.ndarray]:
         """The word tokens of ``split`` in these features."""
+
+    def word_set(self, ds, split: str) -> WordSet:
+        """The word tokens of ``split`` in these features, with their labels and speakers (what scoring takes)."""
+        path = ds.word_tokens(split)
+        return WordSet.from_arrays(self.words(ds, split), ds.speaker_rule(path), ds.name, split, path)
 
     def describe(self) -> str:
         return self.name
@@ -162,78 +168,15 @@ class ArchiveInput(InputFeatures):
 # Pairs
 
 
-@dataclass
-class TrainingPairs:
-    """Undirected segment pairs: ``segments`` ``{key: (T, D)}`` and ``pairs`` of keys; ``source`` for logs."""
-
-    segments: dict[str, np.ndarray]
-    pairs: list[tuple[str, str]]
-    source: str
-
-    @property
-    def dim(self) -> int:
-        return int(next(iter(self.segments.values())).shape[1])
-
-
-def pairs_from_term_pairs(term_pairs, utterances: Mapping[str, np.ndarray],
-                          warnings: WarningCounter | None = None) -> tuple[dict[str, np.ndarray], list[tuple[str, str]]]:
-    """Cut both segments of each term pair from ``utterances``; skipped pairs are counted in ``warnings``."""
-    lookup = SegmentLookup(utterances)
-    segments: dict[str, np.ndarray] = {}
-    pairs = []
-    for p in term_pairs:
-        ends = [(p.utt1, p.start1, p.end1), (p.utt2, p.start2, p.end2)]
-        keys = []
-        for utt, start, end in ends:
-            key = format_key(utt, start, end, label=p.cluster.replace("_", "-"))
-            if key not in segments:
-                seg = lookup.get(utt, start, end)
-                if seg is None or len(seg) == 0:
-                    if warnings is not None:
-                        warnings.add(f"pair {p.cluster}: segment {utt} {start}-{end} is not in the training utterances")
-                    break
-                segments[key] = np.asarray(seg, dtype=np.float32)
-            keys.append(key)
-        if len(keys) == 2 and keys[0] != keys[1]:
-            pairs.append((keys[0], keys[1]))
-    if not pairs:
-        raise UserError(f"none of the {len(term_pairs)} term pairs lies inside the training utterances")
-    used = {k for pair in pairs for k in pair}
-    return {k: v for k, v in segments.items() if k in used}, pairs
-
-
-def pairs_from_word_tokens(words: Mapping[str, np.ndarray], max_pairs_per_word: int = 100,
-                           seed: int = 0) -> tuple[dict[str, np.ndarray], list[tuple[str, str]]]:
-    """All same-label pairs of a word-token archive (a random ``max_pairs_per_word`` per type at most)."""
-    pairs = word_token_pairs(words, max_pairs_per_word, seed)
-    used = {k for pair in pairs for k in pair}
-    return {k: np.asarray(words[k], dtype=np.float32) for k in words if k in used}, pairs
-
-
 def training_pairs(ds, inputs: InputFeatures, pairs_file: str | Path | None = None, max_pairs: int = 0,
                    max_pairs_per_word: int = 100, seed: int = 0,
-                   warnings: WarningCounter | None = None) -> TrainingPairs:
-    """The training pairs of dataset ``ds`` in ``inputs``' features (order of sources: module docstring)."""
-    from ..data.alignments import read_term_pairs
-
-    source = Path(pairs_file) if pairs_file else ds.train_pairs
-    if source is not None:
-        if not Path(source).is_file():
-            raise UserError(f"term-pair file {source} does not exist")
-        segments, pairs = pairs_from_term_pairs(read_term_pairs(source), inputs.train_utterances(ds), warnings)
-        what = f"term pairs {source}"
-    elif ds.has_word_tokens("train"):
-        segments, pairs = pairs_from_word_tokens(inputs.words(ds, "train"), max_pairs_per_word, seed)
-        what = f"ground-truth pairs of the training word tokens {ds.word_tokens('train')}"
-    else:
-        raise UserError(f"dataset {ds.name!r} has no training pairs: give --pairs FILE, or register "
-                        f"{ds.name}_train_pairs or {ds.name}_train_words")
-    if max_pairs and len(pairs) > max_pairs:
-        rng = random.Random(seed)
-        pairs = sorted(rng.sample(pairs, max_pairs))
-        used = {k for pair in pairs for k in pair}
-        segments = {k: v for k, v in segments.items() if k in used}
-    return TrainingPairs(segments, pairs, f"{len(pairs)} pairs ({len(segments)} segments) from {what}")
+                   warnings: WarningCounter | None = None) -> SegmentPairs:
+    """The training pairs of dataset ``ds`` in ``inputs``' features: the frame models' pairs
+    (:func:`speechreps.data.pairs.dataset_pairs`), at most ``max_pairs`` of them."""
+    found = dataset_pairs(ds, pairs_file, warnings, max_pairs_per_word, seed,
+                          utterances=lambda: inputs.train_utterances(ds), words=lambda: inputs.words(ds, "train"))
+    found = found.sample(max_pairs, seed)
+    return dataclasses.replace(found, source=f"{len(found.pairs)} pairs ({len(found.segments)} segments) from {found.source}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,13 +216,13 @@ class SegmentPairDataset:
         self.target_lengths = np.array([len(segments[b][:cap]) for _, b in self.directed], dtype=np.int64)
 
     @classmethod
-    def cae(cls, tp: TrainingPairs, max_frames: int = 0) -> "SegmentPairDataset":
+    def cae(cls, tp: SegmentPairs, max_frames: int = 0) -> "SegmentPairDataset":
         """Both directions of every pair: ``a -> b`` and ``b -> a``."""
         directed = [d for a, b in tp.pairs for d in ((a, b), (b, a))]
         return cls(tp.segments, directed, max_frames)
 
     @classmethod
-    def ae(cls, tp: TrainingPairs, max_frames: int = 0) -> "SegmentPairDataset":
+    def ae(cls, tp: SegmentPairs, max_frames: int = 0) -> "SegmentPairDataset":
         """Each distinct segment reconstructs itself (AE-RNN pre-training)."""
         return cls(tp.segments, [(k, k) for k in sorted(tp.segments)], max_frames)
 

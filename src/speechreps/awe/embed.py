@@ -10,9 +10,10 @@ archive (``[frames, dims]``), so every archive tool reads it, ``speechreps samed
 (Fourier, ``scipy.signal.resample``, as docs/METRICS.md, or linear interpolation) and flattened
 (``n * D`` numbers), no training. :func:`model_embeddings`: a trained CAE-RNN's embeddings.
 
-**Evaluation** (:func:`evaluate_embeddings`): same-different AP and PRB over all pairs of tokens
-with the cosine distance between embeddings, all positives and cross-speaker positives, through
-:func:`speechreps.evaluate.samediff` (the distances passed precomputed).
+**Evaluation**: same-different AP and PRB over all pairs of tokens with the cosine distance between
+embeddings, all positives and cross-speaker positives: :func:`speechreps.evaluate.scoring.score` with
+``distance="cosine"`` on a :class:`~speechreps.data.words.WordSet` (:func:`evaluate_embeddings` for a
+mapping keyed like word tokens).
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data.archive import parse_word_key, save_archive
-from ..data.archive import speaker_rule as make_rule
+from ..data.archive import save_archive
 from ..errors import UserError
 
 
@@ -43,9 +43,10 @@ def model_embeddings(model: torch.nn.Module, words: Mapping[str, np.ndarray], de
                      max_batch_size: int = 256, max_batch_frames: int = 65536) -> dict[str, np.ndarray]:
     """``{key: [T, D]}`` -> ``{key: [1, E]}`` float32 embeddings of a trained CAE-RNN (eval mode, in key order).
 
-    Tokens are batched by length; the encoder reads packed sequences, so padding changes nothing.
+    Tokens are batched by length (:func:`speechreps.data.samplers.inference_batches`, as extraction); the encoder reads packed sequences, so padding changes nothing.
     """
     from ..data.datasets import pad
+    from ..data.samplers import inference_batches
 
     keys = list(words)
     if not keys:
@@ -56,19 +57,12 @@ def model_embeddings(model: torch.nn.Module, words: Mapping[str, np.ndarray], de
     was_training = model.training
     model.eval()
     out: dict[str, np.ndarray] = {}
-    order = sorted(range(len(keys)), key=lambda i: len(words[keys[i]]))
     try:
-        i = 0
-        while i < len(order):
-            j = i + 1
-            while j < len(order) and j - i < max_batch_size and len(words[keys[order[j]]]) * (j - i + 1) <= max_batch_frames:
-                j += 1
-            idx = order[i:j]
+        for idx in inference_batches([len(words[k]) for k in keys], max_batch_size, max_batch_frames):
             x, lengths = pad([np.asarray(words[keys[k]], dtype=np.float32) for k in idx])
             z = model.embed(x.to(device), lengths.to(device)).float().cpu().numpy()  # (B, E)
             for b, k in enumerate(idx):
                 out[keys[k]] = z[b][None, :]
-            i = j
     finally:
         model.train(was_training)
     return {k: out[k] for k in keys}
@@ -85,32 +79,13 @@ def save_embeddings(path: str | Path, embeddings: Mapping[str, np.ndarray]) -> P
     return save_archive(path, arrays)
 
 
-def cosine_distances(embeddings: np.ndarray) -> np.ndarray:
-    """Condensed (``pdist`` order) cosine distances of (N, E) embeddings; a zero vector is at distance 1."""
-    from scipy.spatial.distance import pdist
-
-    x = np.asarray(embeddings, dtype=np.float64)
-    d = pdist(x, "cosine")
-    return np.nan_to_num(d, nan=1.0)
-
-
 def evaluate_embeddings(embeddings: Mapping[str, np.ndarray], speaker_rule: Any = None):
-    """Same-different result (:class:`~speechreps.evaluate.samediff.SameDiffResult`) of word embeddings.
+    """Same-different result (:class:`~speechreps.evaluate.samediff.SameDiffResult`) of word embeddings
+    keyed like word tokens (``<label>_<utt>_<start>-<end>``, speaker by ``speaker_rule``, default
+    ``buckeye``): :func:`speechreps.evaluate.scoring.score` with the cosine distance."""
+    from ..data.words import WordSet
+    from ..evaluate.scoring import score
 
-    Labels and speakers come from the keys (``<label>_<utt>_<start>-<end>``, speaker by
-    ``speaker_rule``, default ``buckeye``); distance: cosine between the flattened embeddings.
-    """
-    from ..evaluate.samediff import samediff
-
-    rule = make_rule(speaker_rule)
-    keys = list(embeddings)
-    if len(keys) < 2:
-        raise UserError(f"same-different needs at least 2 embedded word tokens, got {len(keys)}")
-    parsed = [parse_word_key(k) for k in keys]
-    labels = [p.label for p in parsed]
-    speakers = [rule(p.utt) for p in parsed]
-    x = np.stack([np.asarray(embeddings[k], dtype=np.float64).reshape(-1) for k in keys])
-    if not np.isfinite(x).all():
-        raise UserError("embeddings contain NaN or infinity")
-    segments = [np.asarray(embeddings[k]).reshape(1, -1) for k in keys]
-    return samediff(segments, labels, speakers, distance="cosine", distances=cosine_distances(x))
+    if len(embeddings) < 2:
+        raise UserError(f"same-different needs at least 2 embedded word tokens, got {len(embeddings)}")
+    return score(embeddings, WordSet.from_arrays(embeddings, speaker_rule), "cosine")

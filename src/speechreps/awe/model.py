@@ -27,7 +27,8 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from .config import AWEConfig
-from .data import SequencePairBatch
+from ..data.pairs import SegmentPairs
+from .data import SegmentPairDataset, SequencePairBatch
 
 
 class RNNEncoder(nn.Module):
@@ -116,6 +117,16 @@ class CAERNN(RNNEncoder):
         self.decoder = nn.GRU(cfg.embedding_dim, cfg.dec_hidden_dim, cfg.dec_num_layers, batch_first=True)
         self.to_frames = nn.Linear(cfg.dec_hidden_dim, cfg.input_dim)
         self._add_normalization()
+
+    @classmethod
+    def training_data(cls, pairs: SegmentPairs, max_frames: int = 0) -> tuple[SegmentPairDataset, str]:
+        """Both directions of every pair: each segment reconstructs its partner."""
+        return SegmentPairDataset.cae(pairs, max_frames), f"{len(pairs.pairs)} pairs, both directions"
+
+    @classmethod
+    def pretraining_data(cls, pairs: SegmentPairs, max_frames: int = 0) -> tuple[SegmentPairDataset, str]:
+        """The AE-RNN phase: each distinct segment reconstructs itself."""
+        return SegmentPairDataset.ae(pairs, max_frames), f"{len(pairs.segments)} single segments"
 
     def decode(self, z: torch.Tensor, n_steps: int) -> torch.Tensor:
         """Embeddings (B, E) -> reconstructed frames (B, n_steps, D); the decoder reads ``z`` at every step."""

@@ -1,11 +1,13 @@
 """Train, load and evaluate AWE models: the Python API behind ``speechreps awe``.
 
-``train_awe`` trains the config's ``model``, a CAE-RNN or a ContrastiveRNN
-(:mod:`speechreps.awe.contrastive`, on each pair once, no pre-training), through the generic
+``train_awe`` trains the config's ``model``, a registered AWE type (:data:`speechreps.model_types.AWE_MODEL_TYPES`:
+the CAE-RNN, or the ContrastiveRNN of :mod:`speechreps.awe.contrastive`), on the pairs the frame models use
+(:func:`speechreps.data.pairs.dataset_pairs`), through the generic
 :class:`speechreps.train.trainer.Trainer` (checkpoints ``epoch_<N>.pt`` / ``last.pt`` / ``best.pt``, resume, ``metrics.jsonl``,
-TensorBoard) into ``CKPT_DIR``; with ``ae_num_epochs`` > 0 an AE-RNN is trained first into
-``CKPT_DIR/ae_rnn/`` (reused when already complete there, resumed when partial) and the CAE-RNN
-starts from its weights. Validation (``validate_every``): same-different AP of the embeddings of
+TensorBoard) into ``CKPT_DIR``, resuming like ``speechreps train`` (:func:`speechreps.train.checkpoint.resume_point`);
+for a type with a pre-training phase and ``ae_num_epochs`` > 0 (the CAE-RNN's AE-RNN) that phase is
+trained first into ``CKPT_DIR/ae_rnn/`` (reused when already complete there, resumed when partial) and
+the model starts from its weights. Validation (``validate_every``): same-different AP of the embeddings of
 the validation word tokens (cosine), which picks ``best.pt``.
 
 ``CKPT_DIR/awe_inputs.json`` records the input features the model was trained on (an
@@ -22,13 +24,11 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import model_types
 from ..errors import UserError, WarningCounter
 from .config import AWEConfig, awe_config_from_dict
-from .data import ArchiveInput, InputFeatures, MFCCInput, ModelInput, SegmentPairDataset, make_training_set, training_pairs
+from .data import ArchiveInput, InputFeatures, MFCCInput, ModelInput, make_training_set, training_pairs
 
-CAE_TYPE = "cae_rnn"
-AE_TYPE = "ae_rnn"
-CONTRASTIVE_TYPE = "contrastive_rnn"
 INPUTS_FILE = "awe_inputs.json"
 
 
@@ -72,13 +72,13 @@ class AWETrainResult:
 def _validator(ds, inputs: InputFeatures, device) -> Callable | None:
     if not ds.has_word_tokens("validation"):
         return None
-    from .embed import evaluate_embeddings, model_embeddings
+    from ..evaluate.scoring import score
+    from .embed import model_embeddings
 
-    words = inputs.words(ds, "validation")
-    rule = ds.speaker_rule(ds.word_tokens("validation"))
+    words = inputs.word_set(ds, "validation")
 
     def validate(model) -> dict[str, float]:
-        res = evaluate_embeddings(model_embeddings(model, words, device), rule)
+        res = score(model_embeddings(model, words.words, device), words, "cosine")
         out = {"val_ap": res.ap}
         if res.ap_cross_speaker is not None:
             out["val_ap_cross_speaker"] = res.ap_cross_speaker
@@ -98,11 +98,7 @@ def train_awe(cfg: AWEConfig, ds, inputs: InputFeatures, ckpt_dir: str | Path, p
 
     ckpt_dir = Path(ckpt_dir)
     device = default_device(device) if not hasattr(device, "type") else device
-    if load_from_epoch is None and resume:
-        have = ckpt.saved_epochs(ckpt_dir)
-        load_from_epoch = have[-1] if have else None
-    if load_from_epoch is not None:
-        ckpt.find_checkpoint(ckpt_dir, epoch=load_from_epoch)  # fail early when it is missing
+    load_from_epoch = ckpt.resume_point(ckpt_dir, resume, load_from_epoch)
     t0 = time.perf_counter()
     warnings = WarningCounter(what="training pair", strict_hint=None)
     tp = training_pairs(ds, inputs, pairs_file, cfg.max_pairs, cfg.max_pairs_per_word, cfg.seed, warnings)
@@ -115,37 +111,33 @@ def train_awe(cfg: AWEConfig, ds, inputs: InputFeatures, ckpt_dir: str | Path, p
         write_json(ckpt_dir / INPUTS_FILE, {"dataset": ds.name, "data_paths": str(ds.source), **dataclasses.asdict(spec)})
 
     seed_everything(cfg.seed)
+    entry = model_types.get_awe(cfg.model)
     model = build_awe_model(cfg)
     if cfg.normalize_inputs:
         frames = np.concatenate([np.asarray(v, dtype=np.float64) for v in tp.segments.values()])
         model.set_normalization(frames.mean(axis=0), frames.std(axis=0))
     seconds, history = 0.0, []
-    if cfg.ae_num_epochs > 0 and load_from_epoch is None:
-        ae_dir = ckpt_dir / AE_TYPE
-        ae_cfg = dataclasses.replace(cfg, num_epochs=cfg.ae_num_epochs, learning_rate=cfg.ae_learning_rate or cfg.learning_rate,
-                                     lr_milestones=[m for m in cfg.lr_milestones if m <= cfg.ae_num_epochs])
-        have = ckpt.saved_epochs(ae_dir)
-        if have and have[-1] >= ae_cfg.num_epochs:
-            path = ckpt.find_checkpoint(ae_dir, prefer="last")
-            log(f"awe: AE-RNN pre-training already done, starting from {path}")
+    if entry.pretrain and cfg.ae_num_epochs > 0 and load_from_epoch is None:
+        pre_dir = ckpt_dir / entry.pretrain
+        pre_cfg = dataclasses.replace(cfg, num_epochs=cfg.ae_num_epochs, learning_rate=cfg.ae_learning_rate or cfg.learning_rate,
+                                      lr_milestones=[m for m in cfg.lr_milestones if m <= cfg.ae_num_epochs])
+        have = ckpt.saved_epochs(pre_dir)
+        if have and have[-1] >= pre_cfg.num_epochs:
+            path = ckpt.find_checkpoint(pre_dir, prefer="last")
+            log(f"awe: {entry.pretrain} pre-training already done, starting from {path}")
         else:
-            ae_set = make_training_set(SegmentPairDataset.ae(tp, cfg.max_frames), cfg.batch_size, cfg.num_buckets,
-                                       cfg.seed, f"{len(tp.segments)} single segments")
-            log(f"awe: AE-RNN pre-training on {ae_set.describe} for {ae_cfg.num_epochs} epochs into {ae_dir}")
-            trainer = Trainer(model, ae_set, ae_cfg, ae_dir, AE_TYPE, device=device, validate=validate,
+            data, what = model.pretraining_data(tp, cfg.max_frames)
+            pre_set = make_training_set(data, cfg.batch_size, cfg.num_buckets, cfg.seed, what)
+            log(f"awe: {entry.pretrain} pre-training on {pre_set.describe} for {pre_cfg.num_epochs} epochs into {pre_dir}")
+            trainer = Trainer(model, pre_set, pre_cfg, pre_dir, entry.pretrain, device=device, validate=validate,
                               progress=progress, log=log, tensorboard=tensorboard)
             res = trainer.fit(load_from_epoch=have[-1] if have else None)
             seconds += res.seconds + sum(r.get("val_seconds", 0.0) for r in res.history)
-            history += [{**r, "phase": AE_TYPE} for r in res.history]
-            path = ckpt.find_checkpoint(ae_dir, prefer="last")
+            history += [{**r, "phase": entry.pretrain} for r in res.history]
+            path = ckpt.find_checkpoint(pre_dir, prefer="last")
         model.load_state_dict(ckpt.load(path, map_location="cpu")["model"])
-        seed_everything(cfg.seed + 1)  # the CAE phase draws its own random numbers, resumable from its checkpoints
-    if cfg.model == CONTRASTIVE_TYPE:
-        from .contrastive import ContrastivePairDataset
-
-        data, what = ContrastivePairDataset(tp, cfg.max_frames), f"{len(tp.pairs)} pairs, the batch's others as negatives"
-    else:
-        data, what = SegmentPairDataset.cae(tp, cfg.max_frames), f"{len(tp.pairs)} pairs, both directions"
+        seed_everything(cfg.seed + 1)  # the main phase draws its own random numbers, resumable from its checkpoints
+    data, what = model.training_data(tp, cfg.max_frames)
     train_set = make_training_set(data, cfg.batch_size, cfg.num_buckets, cfg.seed, what)
     log(f"awe: {cfg.model} training on {train_set.describe} for {cfg.num_epochs} epochs into {ckpt_dir}")
     trainer = Trainer(model, train_set, cfg, ckpt_dir, cfg.model, device=device, validate=validate,
@@ -160,14 +152,8 @@ def train_awe(cfg: AWEConfig, ds, inputs: InputFeatures, ckpt_dir: str | Path, p
 
 
 def build_awe_model(cfg: AWEConfig):
-    """A freshly initialised model of ``cfg.model``: :class:`CAERNN` or :class:`ContrastiveRNN`."""
-    if cfg.model == CONTRASTIVE_TYPE:
-        from .contrastive import ContrastiveRNN
-
-        return ContrastiveRNN(cfg)
-    from .model import CAERNN
-
-    return CAERNN(cfg)
+    """A freshly initialised model of the registered AWE type ``cfg.model``."""
+    return model_types.get_awe(cfg.model).model_class()(cfg)
 
 
 def load_awe(ckpt_dir: str | Path, checkpoint: str = "best", epoch: int | None = None, device: Any = "cpu"):
@@ -176,7 +162,7 @@ def load_awe(ckpt_dir: str | Path, checkpoint: str = "best", epoch: int | None =
 
     path = ckpt.find_checkpoint(ckpt_dir, epoch=epoch, prefer=checkpoint)
     state = ckpt.load(path, map_location="cpu")
-    if state.get("representation_type") not in (CAE_TYPE, AE_TYPE, CONTRASTIVE_TYPE):
+    if state.get("representation_type") not in model_types.awe_checkpoint_types():
         raise UserError(f"checkpoint {path} holds a {state.get('representation_type')!r} model, not an AWE model")
     cfg = awe_config_from_dict(state["config"], source=str(path))
     model = build_awe_model(cfg)
@@ -203,19 +189,20 @@ def evaluate_awe(ds, inputs: InputFeatures, model=None, cfg: AWEConfig | None = 
     Returns ``{split: {"downsample": SameDiffResult.to_dict(), <model type>: ..., "n_tokens": N}}``,
     the model type being ``model.cfg.model`` (``cae_rnn`` or ``contrastive_rnn``).
     """
-    from .embed import downsample_embeddings, evaluate_embeddings, model_embeddings
+    from ..evaluate.scoring import score
+    from .embed import downsample_embeddings, model_embeddings
 
     cfg = cfg or (model.cfg if model is not None else AWEConfig())
     out: dict[str, dict[str, Any]] = {}
     for split in splits:
         if not ds.has_word_tokens(split):
             continue
-        words = inputs.words(ds, split)
-        rule = ds.speaker_rule(ds.word_tokens(split))
+        words = inputs.word_set(ds, split)
         entry: dict[str, Any] = {"n_tokens": len(words)}
-        entry["downsample"] = evaluate_embeddings(downsample_embeddings(words, cfg.downsample_n, cfg.downsample_method), rule).to_dict()
+        down = downsample_embeddings(words.words, cfg.downsample_n, cfg.downsample_method)
+        entry["downsample"] = score(down, words, "cosine").to_dict()
         if model is not None:
-            entry[model.cfg.model] = evaluate_embeddings(model_embeddings(model, words, device), rule).to_dict()
+            entry[model.cfg.model] = score(model_embeddings(model, words.words, device), words, "cosine").to_dict()
         out[split] = entry
     if not out:
         raise UserError(f"dataset {ds.name!r} has no word tokens in {', '.join(splits)}")

@@ -166,24 +166,11 @@ class TrainingSet:
 
 def segment_pairs_for(ds, pairs_file: str | Path | None, warnings: WarningCounter | None = None,
                       seed: int = 0) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
-    """Unaligned training segment pairs of a dataset (see :mod:`speechreps.data.pairs` for the order)."""
-    from .alignments import read_term_pairs
-    from .pairs import segments_from_term_pairs, segments_from_word_tokens
+    """Unaligned training segment pairs of a dataset and where they came from (:func:`speechreps.data.pairs.dataset_pairs`)."""
+    from .pairs import dataset_pairs
 
-    source = pairs_file or ds.train_pairs
-    if source is not None:
-        source = Path(source)
-        if not source.is_file():
-            raise UserError(f"term-pair file {source} does not exist")
-        utterances = load_archive(ds.utterances("train"))
-        return segments_from_term_pairs(read_term_pairs(source), utterances, warnings), f"term pairs {source}"
-    if ds.has_word_tokens("train"):
-        path = ds.word_tokens("train")
-        return segments_from_word_tokens(load_archive(path), seed=seed), f"ground-truth word pairs of {path}"
-    raise UserError(
-        f"dataset {ds.name!r} has no training pairs: give --pairs FILE, or register "
-        f"{ds.name}_train_pairs (or the original's {ds.name}_aligned_train_data / _word_1/2_train_data)"
-    )
+    found = dataset_pairs(ds, pairs_file, warnings, seed=seed)
+    return found.arrays(), found.source
 
 
 def _utterances(cfg: APCConfig, ds, pairs_file, warnings) -> TrainingSet:

@@ -1,6 +1,7 @@
 """Training pairs for the correspondence models (CAPC, frame CAE), and the DTW paths that align them.
 
-Where pairs come from, in order of preference (:func:`load_segment_pairs` / the pipeline):
+Where pairs come from, in order of preference (:func:`dataset_pairs`; the frame models and the AWE models
+both take their pairs from it):
 
 1. a term-pair file given explicitly (``--pairs FILE``: discovered terms, the recipe's format in docs/FORMATS.md, frames
    into the training utterances);
@@ -22,15 +23,18 @@ A segment pair ``(a, b)`` is aligned by DTW (cosine distance between frames, ste
 
 from __future__ import annotations
 
+import dataclasses
+import random
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import UserError, WarningCounter
 from .alignments import TermPair, same_label_pairs
-from .archive import load_archive, parse_utterance_key, parse_word_key
+from .archive import format_key, load_archive, parse_utterance_key, parse_word_key
 
 try:  # numba is a dependency; the pure-Python fallback only keeps imports working without it
     from numba import njit
@@ -173,39 +177,74 @@ class SegmentLookup:
         return seg if len(seg) == end - start else None
 
 
-def segments_from_term_pairs(
-    pairs: Sequence[TermPair], utterances: Mapping[str, np.ndarray], warnings: WarningCounter | None = None
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The two segments of each term pair, cut from the utterance archive.
+@dataclass
+class SegmentPairs:
+    """Undirected training pairs of named segments: ``segments`` ``{key: (T, D) float32}`` and ``pairs`` of
+    keys; ``source`` says where they came from (for logs). A segment in several pairs is one entry, so that
+    models that care which tokens are the same (the ContrastiveRNN's negatives) can tell."""
 
-    A pair naming an utterance or span the archive lacks is counted in ``warnings`` and skipped
-    (an error when none is usable).
+    segments: dict[str, np.ndarray]
+    pairs: list[tuple[str, str]]
+    source: str = ""
+
+    @property
+    def dim(self) -> int:
+        return int(next(iter(self.segments.values())).shape[1])
+
+    def arrays(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The pairs as ``(a, b)`` arrays (what the frame models align by DTW)."""
+        return [(self.segments[a], self.segments[b]) for a, b in self.pairs]
+
+    def sample(self, max_pairs: int, seed: int = 0) -> "SegmentPairs":
+        """At most ``max_pairs`` pairs drawn with ``seed`` (all when ``max_pairs`` is 0 or not smaller)."""
+        if not max_pairs or len(self.pairs) <= max_pairs:
+            return self
+        pairs = sorted(random.Random(seed).sample(self.pairs, max_pairs))
+        used = {k for pair in pairs for k in pair}
+        return SegmentPairs({k: v for k, v in self.segments.items() if k in used}, pairs, self.source)
+
+
+def term_pair_segments(pairs: Sequence[TermPair], utterances: Mapping[str, np.ndarray],
+                       warnings: WarningCounter | None = None) -> SegmentPairs:
+    """Both segments of each term pair, cut from the utterance archive and named like word tokens,
+    ``<cluster>_<utt>_<start>-<end>``.
+
+    A pair naming an utterance or span the archive lacks is counted in ``warnings`` and skipped, as is
+    a pair of one span with itself; none usable is an error that says why the first pair failed.
     """
     lookup = SegmentLookup(utterances)
-    out = []
+    segments: dict[str, np.ndarray] = {}
+    kept: list[tuple[str, str]] = []
     for p in pairs:
-        a = lookup.get(p.utt1, p.start1, p.end1)
-        b = lookup.get(p.utt2, p.start2, p.end2)
-        if a is None or b is None:
-            if warnings is not None:
-                missing = (p.utt1, p.start1, p.end1) if a is None else (p.utt2, p.start2, p.end2)
-                warnings.add(f"pair {p.cluster}: segment {missing[0]} {missing[1]}-{missing[2]} is not in the training utterances")
-            continue
-        out.append((a, b))
-    if not out:
+        keys = []
+        for utt, start, end in ((p.utt1, p.start1, p.end1), (p.utt2, p.start2, p.end2)):
+            key = format_key(utt, start, end, label=p.cluster.replace("_", "-"))
+            if key not in segments:
+                seg = lookup.get(utt, start, end)
+                if seg is None or len(seg) == 0:
+                    if warnings is not None:
+                        warnings.add(f"pair {p.cluster}: segment {utt} {start}-{end} is not in the training utterances")
+                    break
+                segments[key] = np.asarray(seg, dtype=np.float32)
+            keys.append(key)
+        if len(keys) == 2 and keys[0] != keys[1]:
+            kept.append((keys[0], keys[1]))
+    if not kept:
+        if not pairs:
+            raise UserError("the term-pair file holds no pairs")
         example = next(iter(lookup.spans), "none")
-        known = pairs[0].utt1 in lookup.spans or lookup.canonical(pairs[0].utt1) in lookup.spans if pairs else False
+        known = pairs[0].utt1 in lookup.spans or lookup.canonical(pairs[0].utt1) in lookup.spans
         why = "its frames lie outside that utterance's segments" if known else "no training utterance has that id"
         raise UserError(f"none of the {len(pairs)} term pairs lies inside the training utterances (first pair: "
-                        f"{pairs[0].utt1!r}: {why}; training utterance ids look like {example!r})" if pairs else
-                        "the term-pair file holds no pairs")
-    return out
+                        f"{pairs[0].utt1!r}: {why}; training utterance ids look like {example!r})")
+    used = {k for pair in kept for k in pair}
+    return SegmentPairs({k: v for k, v in segments.items() if k in used}, kept)
 
 
 def word_token_pairs(words: Mapping[str, np.ndarray], max_pairs_per_word: int = 100, seed: int = 0
                      ) -> list[tuple[str, str]]:
     """Ground-truth pairs of a word-token archive, as key pairs: tokens of one label (at most
-    ``max_pairs_per_word`` per label, drawn with ``seed``). The frame models and the AWE models both use it."""
+    ``max_pairs_per_word`` per label, drawn with ``seed``)."""
     keys = list(words)
     index_pairs = same_label_pairs([parse_word_key(k).label for k in keys], max_pairs_per_word, seed)
     if not index_pairs:
@@ -213,11 +252,39 @@ def word_token_pairs(words: Mapping[str, np.ndarray], max_pairs_per_word: int = 
     return [(keys[i], keys[j]) for i, j in index_pairs]
 
 
-def segments_from_word_tokens(
-    words: Mapping[str, np.ndarray], max_pairs_per_word: int = 100, seed: int = 0
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The segments of :func:`word_token_pairs`."""
-    return [(words[a], words[b]) for a, b in word_token_pairs(words, max_pairs_per_word, seed)]
+def word_pair_segments(words: Mapping[str, np.ndarray], max_pairs_per_word: int = 100, seed: int = 0) -> SegmentPairs:
+    """The :func:`word_token_pairs` of a word-token archive with their segments."""
+    pairs = word_token_pairs(words, max_pairs_per_word, seed)
+    used = {k for pair in pairs for k in pair}
+    return SegmentPairs({k: np.asarray(words[k], dtype=np.float32) for k in words if k in used}, pairs)
+
+
+def dataset_pairs(ds, pairs_file: str | Path | None = None, warnings: WarningCounter | None = None,
+                  max_pairs_per_word: int = 100, seed: int = 0,
+                  utterances: Callable[[], Mapping[str, np.ndarray]] | None = None,
+                  words: Callable[[], Mapping[str, np.ndarray]] | None = None) -> SegmentPairs:
+    """The unaligned training pairs of dataset ``ds``, for every model that trains on pairs (frame and AWE).
+
+    Sources in order (the module docstring's 1, 3, 4): ``pairs_file``, the dataset's ``<ds>_train_pairs``,
+    ground-truth pairs of its training word tokens. ``utterances`` / ``words`` give the training utterances
+    / word tokens in the features to cut from (default: the dataset's own archives; an AWE model on learned
+    features passes those). ``source`` of the result says which was used.
+    """
+    from .alignments import read_term_pairs
+
+    source = Path(pairs_file) if pairs_file else ds.train_pairs
+    if source is not None:
+        if not Path(source).is_file():
+            raise UserError(f"term-pair file {source} does not exist")
+        utts = utterances() if utterances is not None else load_archive(ds.utterances("train"))
+        found = term_pair_segments(read_term_pairs(source), utts, warnings)
+        return dataclasses.replace(found, source=f"term pairs {source}")
+    if ds.has_word_tokens("train"):
+        tokens = words() if words is not None else load_archive(ds.word_tokens("train"))
+        found = word_pair_segments(tokens, max_pairs_per_word, seed)
+        return dataclasses.replace(found, source=f"ground-truth word pairs of {ds.word_tokens('train')}")
+    raise UserError(f"dataset {ds.name!r} has no training pairs: give --pairs FILE, or register "
+                    f"{ds.name}_train_pairs or {ds.name}_train_words")
 
 
 def load_original_aligned(path: str | Path) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -36,16 +36,23 @@ class WordSet:
     def load(cls, ds, split: str, context: bool = True) -> "WordSet":
         """The word tokens of ``split`` of dataset ``ds`` (a :class:`~speechreps.data.registry.DatasetPaths`);
         ``context=False`` skips reading the utterance archive."""
-        from ..evaluate.samediff import word_tokens
-
         path = ds.word_tokens(split)
-        arrays = load_archive(path)
-        _, labels, speakers, keys = word_tokens(arrays, ds.speaker_rule(path))
         utt_path = ds.data.get(split)
         utterances = None
         if context and utt_path is not None and utt_path.is_file() and utt_path != path:
             utterances = load_archive(utt_path)
-        return cls(ds.name, split, path, keys, labels, speakers, {k: arrays[k] for k in keys}, utterances)
+        return cls.from_arrays(load_archive(path), ds.speaker_rule(path), ds.name, split, path, utterances)
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], speaker_rule=None, dataset: str = "", split: str = "",
+                    path: Path | None = None, utterances: Mapping[str, np.ndarray] | None = None) -> "WordSet":
+        """The tokens of a word-token archive already in memory (features of any kind keyed
+        ``<label>_<utt>_<start>-<end>``: e.g. a frame model's features or AWEs), speakers by ``speaker_rule``."""
+        from ..evaluate.samediff import word_tokens
+
+        _, labels, speakers, keys = word_tokens(arrays, speaker_rule)
+        return cls(dataset, split, Path(path) if path else Path(), keys, labels, speakers,
+                   {k: arrays[k] for k in keys}, utterances)
 
     def __len__(self) -> int:
         return len(self.keys)

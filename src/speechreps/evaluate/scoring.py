@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..data.words import WordSet
+from ..errors import UserError
 from ..run_options import VAL_MAX_TOKENS
 from .samediff import SameDiffResult, samediff
 
@@ -25,10 +26,26 @@ from .samediff import SameDiffResult, samediff
 def score(features: Mapping[str, np.ndarray], words: WordSet, distance: str = "dtw", jobs: int | None = None,
           device: Any = None) -> SameDiffResult:
     """Same-different AP/PRB of ``features`` (``{key: (T, d)}``, at least ``words.keys``) of the tokens of
-    ``words``, with their labels and speakers; ``device`` is used by the DTW only (CUDA wavefront)."""
+    ``words``, with their labels and speakers; ``device`` is used by the DTW only (CUDA wavefront).
+
+    ``distance``: ``"dtw"`` or ``"downsample"`` for frame-level features, ``"cosine"`` for one vector per
+    token (acoustic word embeddings, ``[1, E]`` or ``[E]``): the cosine distance of the flattened vectors.
+    """
     segments = [features[k] for k in words.keys]
+    if distance == "cosine":
+        x = np.stack([np.asarray(s, dtype=np.float64).reshape(-1) for s in segments])
+        if not np.isfinite(x).all():
+            raise UserError("embeddings contain NaN or infinity")
+        return samediff(segments, words.labels, words.speakers, distance="cosine", distances=vector_cosine_distances(x))
     return samediff(segments, words.labels, words.speakers, distance=distance, n_jobs=jobs,
                     device=device if distance == "dtw" else None)
+
+
+def vector_cosine_distances(x: np.ndarray) -> np.ndarray:
+    """Condensed (``pdist`` order) cosine distances of (N, E) vectors; a zero vector is at distance 1."""
+    from scipy.spatial.distance import pdist
+
+    return np.nan_to_num(pdist(np.asarray(x, dtype=np.float64), "cosine"), nan=1.0)
 
 
 def validation_subset(n_tokens: int, max_tokens: int = VAL_MAX_TOKENS, seed: int = 0) -> np.ndarray:

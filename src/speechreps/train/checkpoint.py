@@ -215,6 +215,18 @@ def saved_epochs(ckpt_dir: str | os.PathLike) -> list[int]:
     return sorted(int(m[1]) for p in d.iterdir() if (m := _EPOCH.match(p.name)))
 
 
+def resume_point(ckpt_dir: str | os.PathLike, resume: bool = False, load_from_epoch: int | None = None) -> int | None:
+    """The epoch a training run starts from: ``load_from_epoch`` when given, else (``resume``) the newest
+    saved epoch, else ``None`` (from scratch). A named epoch that is missing is an error now, before any
+    data is loaded. Every trainer front end (``train``, ``awe train``, the main job) resumes through this."""
+    if load_from_epoch is None and resume:
+        have = saved_epochs(ckpt_dir)
+        load_from_epoch = have[-1] if have else None
+    if load_from_epoch is not None:
+        find_checkpoint(ckpt_dir, epoch=load_from_epoch)
+    return load_from_epoch
+
+
 def find_checkpoint(ckpt_dir: str | os.PathLike, epoch: int | None = None, prefer: str = "best") -> Path:
     """``epoch_<epoch>.pt`` when ``epoch`` is given; else ``best.pt`` (``prefer="best"``) or ``last.pt``.
 
