@@ -94,7 +94,7 @@ def train_awe(cfg: AWEConfig, ds, inputs: InputFeatures, ckpt_dir: str | Path, p
     """Train ``cfg.model`` on ``ds`` in ``inputs``' features: a CAE-RNN (after optional AE-RNN pre-training) or a ContrastiveRNN."""
     from ..fileio import write_json
     from ..train import checkpoint as ckpt
-    from ..train.trainer import Trainer, default_device, seed_everything
+    from ..train.trainer import default_device, seed_everything
 
     ckpt_dir = Path(ckpt_dir)
     device = default_device(device) if not hasattr(device, "type") else device
@@ -116,39 +116,42 @@ def train_awe(cfg: AWEConfig, ds, inputs: InputFeatures, ckpt_dir: str | Path, p
     if cfg.normalize_inputs:
         frames = np.concatenate([np.asarray(v, dtype=np.float64) for v in tp.segments.values()])
         model.set_normalization(frames.mean(axis=0), frames.std(axis=0))
-    seconds, history = 0.0, []
+    fit = dict(device=device, validate=validate, progress=progress, log=log, tensorboard=tensorboard)
+    history: list[dict[str, Any]] = []
     if entry.pretrain and cfg.ae_num_epochs > 0 and load_from_epoch is None:
         pre_dir = ckpt_dir / entry.pretrain
         pre_cfg = dataclasses.replace(cfg, num_epochs=cfg.ae_num_epochs, learning_rate=cfg.ae_learning_rate or cfg.learning_rate,
                                       lr_milestones=[m for m in cfg.lr_milestones if m <= cfg.ae_num_epochs])
         have = ckpt.saved_epochs(pre_dir)
         if have and have[-1] >= pre_cfg.num_epochs:
-            path = ckpt.find_checkpoint(pre_dir, prefer="last")
-            log(f"awe: {entry.pretrain} pre-training already done, starting from {path}")
+            log(f"awe: {entry.pretrain} pre-training already done, starting from {ckpt.find_checkpoint(pre_dir, prefer='last')}")
         else:
-            data, what = model.pretraining_data(tp, cfg.max_frames)
-            pre_set = make_training_set(data, cfg.batch_size, cfg.num_buckets, cfg.seed, what)
-            log(f"awe: {entry.pretrain} pre-training on {pre_set.describe} for {pre_cfg.num_epochs} epochs into {pre_dir}")
-            trainer = Trainer(model, pre_set, pre_cfg, pre_dir, entry.pretrain, device=device, validate=validate,
-                              progress=progress, log=log, tensorboard=tensorboard)
-            res = trainer.fit(load_from_epoch=have[-1] if have else None)
-            seconds += res.seconds + sum(r.get("val_seconds", 0.0) for r in res.history)
-            history += [{**r, "phase": entry.pretrain} for r in res.history]
-            path = ckpt.find_checkpoint(pre_dir, prefer="last")
-        model.load_state_dict(ckpt.load(path, map_location="cpu")["model"])
+            history += _phase(model, model.pretraining_data(tp, cfg.max_frames), pre_cfg, pre_dir, entry.pretrain,
+                              have[-1] if have else None, **fit)[1]
+        model.load_state_dict(ckpt.load(ckpt.find_checkpoint(pre_dir, prefer="last"), map_location="cpu")["model"])
         seed_everything(cfg.seed + 1)  # the main phase draws its own random numbers, resumable from its checkpoints
-    data, what = model.training_data(tp, cfg.max_frames)
-    train_set = make_training_set(data, cfg.batch_size, cfg.num_buckets, cfg.seed, what)
-    log(f"awe: {cfg.model} training on {train_set.describe} for {cfg.num_epochs} epochs into {ckpt_dir}")
-    trainer = Trainer(model, train_set, cfg, ckpt_dir, cfg.model, device=device, validate=validate,
-                      progress=progress, log=log, tensorboard=tensorboard)
-    res = trainer.fit(load_from_epoch=load_from_epoch)
-    seconds += res.seconds + sum(r.get("val_seconds", 0.0) for r in res.history)
-    history += [{**r, "phase": cfg.model} for r in res.history]
+    res, main_history = _phase(model, model.training_data(tp, cfg.max_frames), cfg, ckpt_dir, cfg.model, load_from_epoch, **fit)
+    history += main_history
     if res.best_ap is not None:
         log(f"awe: best validation AP {res.best_ap:.4f} at epoch {res.best_epoch}")
+    seconds = sum(r.get("seconds", 0.0) + r.get("val_seconds", 0.0) for r in history)  # training + validation
     return AWETrainResult(ckpt_dir, res.best_ap, res.best_epoch, round(seconds, 2), round(prepare_seconds, 2),
                           len(tp.pairs), history)
+
+
+def _phase(model, data_and_what: tuple[Any, str], cfg: AWEConfig, out_dir: Path, name: str, load_from_epoch: int | None,
+           device: Any, validate: Callable | None, progress: bool, log: Callable[[str], None], tensorboard: bool):
+    """One training phase of ``model`` through the core Trainer: (its FitResult, its history rows with
+    ``phase`` = ``name`` and ``seconds`` = training plus validation time of the epoch)."""
+    from ..train.trainer import Trainer
+
+    data, what = data_and_what
+    train_set = make_training_set(data, cfg.batch_size, cfg.num_buckets, cfg.seed, what)
+    log(f"awe: {name} training on {train_set.describe} for {cfg.num_epochs} epochs into {out_dir}")
+    trainer = Trainer(model, train_set, cfg, out_dir, name, device=device, validate=validate, progress=progress,
+                      log=log, tensorboard=tensorboard)
+    res = trainer.fit(load_from_epoch=load_from_epoch)
+    return res, [{**r, "phase": name} for r in res.history]
 
 
 def build_awe_model(cfg: AWEConfig):
