@@ -1,4 +1,4 @@
-"""Training pairs for the correspondence models (CAPC, frame CAE), and the DTW paths that align them.
+"""Training pairs for every model that trains on pairs (CAPC, frame CAE, the AWE models), and the DTW paths that align them.
 
 Where pairs come from, in order of preference (:func:`dataset_pairs`; the frame models and the AWE models
 both take their pairs from it):
