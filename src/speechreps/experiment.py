@@ -392,9 +392,9 @@ def _awe_comparison(config_file: Path, data_paths: Path, names: list[str], train
              " Training pairs: \"gold\", the dataset's ground-truth word pairs (an upper bound); \"discovered\", "
              "the pairs of the zero-resource track's term discovery (`<dataset>_zr`), best.pt picked by the AP on the "
              "terms discovered in the validation audio (cluster ids as labels): no word label used in training or "
-             "selection. Their inputs are label-free too: MFCC, models trained without pairs, and the track's models "
-             "trained on discovered pairs (frame model trained on `<dataset>_zr`). Every row is scored on the "
-             "dataset's gold words.")
+             "selection. Their inputs are label-free too: MFCC, models trained without pairs (read at their last.pt, "
+             "marked \"(last.pt)\", as gold validation AP picked their best.pt), and the track's models trained on "
+             "discovered pairs (frame model trained on `<dataset>_zr`). Every row is scored on the dataset's gold words.")
     return (f"{MODEL_NAMES.get(cfg.model, cfg.model)} (config section `awe`, seed {seed}) on each input feature type, beside downsampling "
             f"({cfg.downsample_n} frames, {cfg.downsample_method}); same-different AP of the embeddings, cosine "
             f"distance.{pairs} Test words:\n\n{format_table(rows, 'test')}\n\nValidation words:\n\n"
