@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 
 from speechreps import cli
-from speechreps.awe.compare import (CompareJob, compare, discovered_from_results, format_table, plan_discovered)
+from speechreps.awe.compare import CompareJob, compare, discovered_from_results, format_table, plan_discovered
 from speechreps.awe.config import awe_config_from_dict
+from speechreps.awe.data import MFCCInput
 from speechreps.awe.embed import evaluate_embeddings, model_embeddings
 from speechreps.awe.train import evaluate_awe, load_awe
-from speechreps.data.alignments import TermPair, read_term_pairs, write_term_pairs
+from speechreps.data.alignments import TermPair, write_term_pairs
 from speechreps.data.archive import format_key, load_archive, parse_word_key, save_archive
 from speechreps.data.registry import load_dataset, register_dataset
-from speechreps.awe.data import MFCCInput
 
 MODEL = "contrastive_rnn"
 CLUSTERS = {"alpha": ("c0", "c1"), "bravo": ("c2", "c3")}  # discovery splits each word over two clusters

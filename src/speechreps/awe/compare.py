@@ -22,8 +22,8 @@ trained on ``<dataset>_zr``). The table's ``training pairs`` column says which s
 Each job is a stage of :class:`speechreps.stages.StageCache` (the main job's): its row is recorded in
 ``OUT/stages/awe__<features>__<trained_on>__<dataset>__s<seed>.json`` (discovered pairs:
 ``awe-discovered__<features>__<trained_on>__<dataset>_zr__s<seed>.json``) and reused while its inputs
-(config, seed, frame model checkpoint, discovered pair and validation files) are unchanged, so an interrupted comparison resumes where it
-stopped; the AWE model's checkpoints are in ``OUT/<features>/<trained_on>/<dataset>/s<seed>/``
+(config, seed, frame model checkpoint, discovered pair and validation files) are unchanged, so an
+interrupted comparison resumes where it stopped; the AWE model's checkpoints are in ``OUT/<features>/<trained_on>/<dataset>/s<seed>/``
 (discovered pairs: ``<dataset>_zr`` in place of ``<dataset>``). The table is written to
 ``OUT/awe_compare.md`` and the rows to ``OUT/awe_compare.json``.
 
@@ -77,8 +77,9 @@ class CompareJob:
 
     def stage(self, seed: int) -> str:
         """Its stage name in the :class:`~speechreps.stages.StageCache` (the gold jobs' names predate pair sources)."""
-        name = f"awe:{self.features}:{self.trained_on or '-'}:{self.dataset}:s{seed}"
-        return name if self.pairs_from is None else f"awe-discovered:{self.features}:{self.trained_on or '-'}:{self.pairs_from}:s{seed}"
+        if self.pairs_from is None:
+            return f"awe:{self.features}:{self.trained_on or '-'}:{self.dataset}:s{seed}"
+        return f"awe-discovered:{self.features}:{self.trained_on or '-'}:{self.pairs_from}:s{seed}"
 
 
 def plan(datasets: list[str], feature_sets: dict[str, dict[str, str | Path]], cross_lingual: bool = True) -> list[CompareJob]:
