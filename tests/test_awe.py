@@ -256,7 +256,7 @@ def test_compare_plan_and_main_job_results(tmp_path):
                    ("apc", "synth_en", "synth_tn"), ("cpc", "synth_en", "synth_tn")]
     table = format_table([{"features": "mfcc", "trained_on": None, "dataset": "synth_en", "dim": 39,
                            "test_downsample_ap": 0.4, "test_cae_rnn_ap": 0.5, "train_seconds": 12.0}])
-    assert "| mfcc | - | synth_en | 39 | 0.400 | 0.500 |" in table
+    assert "| mfcc | - | synth_en | gold | 39 | 0.400 | 0.500 |" in table
 
 
 def test_normalized_inputs_are_kept_in_the_model(tmp_path):

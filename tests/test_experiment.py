@@ -184,5 +184,6 @@ def test_awe_flag_adds_the_cae_rnn_comparison_to_the_report(main_job, tmp_path):
                    # the English AWE models applied to Setswana as they are
                    ("mfcc", "-", "synth_en -> synth_tn"), ("frame_cae", "synth_en", "synth_en -> synth_tn")}
     for r in rows:
-        down, cae = float(r[4]), float(r[5])  # downsampled and CAE-RNN test AP
+        assert r[3].strip() == "gold"  # the training pairs: no --discover, no discovered rows
+        down, cae = float(r[5]), float(r[6])  # downsampled and CAE-RNN test AP
         assert 0.0 <= down <= 1.0 and 0.0 <= cae <= 1.0

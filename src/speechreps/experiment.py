@@ -14,7 +14,8 @@ Stages (each skipped when its recorded inputs are unchanged, see :mod:`speechrep
 6. ``awe`` (``--awe``)  the acoustic-word-embedding comparison of :mod:`speechreps.awe.compare`: a
    CAE-RNN (the config's ``awe`` section) on MFCC and on the features of each trained APC, CPC, CAPC
    and frame CAE of the first seed, per dataset and cross-lingual, beside downsampling; its rows are
-   cached per job in ``RUN/awe/`` like the stages;
+   cached per job in ``RUN/awe/`` like the stages; with ``--discover`` also on each dataset's
+   discovered pairs (stages ``awe-discovered:*``: MFCC and the label-free inputs);
    ``encoder:<name>:<ds>`` (``--encoder PATH``)  a pretrained HuBERT / wav2vec 2.0 / WavLM scored layer by
    layer, its best layer as extra rows (:mod:`speechreps.encoders.job`);
 7. ``discover``, ``zr-train``, ``zr-evaluate`` (``--discover``)  the zero-resource track of
@@ -269,7 +270,8 @@ def _run_stages(opts: MainJobOptions, types: list[str], config_file: Path, confi
 
         zr_track = run_track(config_file, data_paths, names, data_fps, training, types, seeds[0], opts, cache)
         zr_track["markdown"] = markdown(zr_track, rows, seeds[0])
-    awe_table = _awe_comparison(config_file, data_paths, names, training, seeds[0], opts, cache) if opts.awe else None
+    awe_table = (_awe_comparison(config_file, data_paths, names, training, seeds[0], opts, cache, zr_track)
+                 if opts.awe else None)
 
     from .report import write_report
 
@@ -354,25 +356,48 @@ def _meta(types: list[str], config_file: Path, config: dict, seeds: list[int], n
 
 
 def _awe_comparison(config_file: Path, data_paths: Path, names: list[str], training: dict[str, dict], seed: int,
-                    opts: MainJobOptions, cache: StageCache) -> str:
-    """Run (or reuse) the AWE comparison on the trained models of ``seed``; returns its markdown tables."""
+                    opts: MainJobOptions, cache: StageCache, zr_track: dict | None = None) -> str:
+    """Run (or reuse) the AWE comparison on the trained models of ``seed``; returns its markdown tables.
+
+    With the zero-resource track (``zr_track``, ``--discover``) the comparison also trains on each
+    dataset's discovered pairs: MFCC, the label-free frame models (types that train without pairs)
+    and the track's discovered-pair models.
+    """
     from .awe.compare import compare, format_table
     from .awe.config import load_awe_config
 
     cfg = load_awe_config(config_file)
     feature_sets: dict[str, dict[str, Path]] = {}
+    label_free: dict[str, dict[str, Path]] = {}
     for entry in training.values():
         if entry["seed"] == seed and model_types.get(entry["rep"]).awe_input:
             feature_sets.setdefault(entry["rep"], {})[entry["dataset"]] = Path(entry["ckpt_dir"])
+            if not model_types.get(entry["rep"]).uses_pairs:  # no gold pair in its training
+                label_free.setdefault(entry["rep"], {})[entry["dataset"]] = Path(entry["ckpt_dir"])
+    discovered = None
+    if zr_track:
+        discovered = dict(zr_track.get("datasets") or {})
+        for rep, dirs in (zr_track.get("models") or {}).items():
+            if model_types.get(rep).awe_input:
+                for zr, ckpt_dir in dirs.items():
+                    label_free.setdefault(rep, {})[zr] = Path(ckpt_dir)
     t0 = time.time()
     rows = compare(data_paths, names, feature_sets, cfg, opts.run_dir / "awe", seed=seed, log=opts.log,
-                   cross_lingual=opts.cross_lingual, device=opts.device, progress=opts.progress)
+                   cross_lingual=opts.cross_lingual, device=opts.device, progress=opts.progress,
+                   discovered=discovered, discovered_features=label_free)
     cache.timings["awe"] = round(time.time() - t0, 1)
     from .awe.compare import model_title
 
+    pairs = ("" if not discovered else
+             " Training pairs: \"gold\", the dataset's ground-truth word pairs (an upper bound); \"discovered\", "
+             "the pairs of the zero-resource track's term discovery (`<dataset>_zr`), best.pt picked by the AP on the "
+             "terms discovered in the validation audio (cluster ids as labels): no word label used in training or "
+             "selection. Their inputs are label-free too: MFCC, models trained without pairs (read at their last.pt, "
+             "marked \"(last.pt)\", as gold validation AP picked their best.pt), and the track's models trained on "
+             "discovered pairs (frame model trained on `<dataset>_zr`). Every row is scored on the dataset's gold words.")
     return (f"{model_title(cfg.model)} (config section `awe`, seed {seed}) on each input feature type, beside downsampling "
             f"({cfg.downsample_n} frames, {cfg.downsample_method}); same-different AP of the embeddings, cosine "
-            f"distance. Test words:\n\n{format_table(rows, 'test')}\n\nValidation words:\n\n"
+            f"distance.{pairs} Test words:\n\n{format_table(rows, 'test')}\n\nValidation words:\n\n"
             f"{format_table(rows, 'validation')}")
 
 

@@ -12,7 +12,11 @@ For each dataset:
    CAPC and frame CAE) trained on ``<ds>_zr``. ``best.pt`` is picked
    by the AP on the discovered validation terms (model selection without labels); the gold
    validation AP is logged beside it (``ref_val_ap``) only to report which epoch it would have picked;
-4. ``zr-evaluate:...``: the model scored on the gold validation and test words like every other row.
+4. ``zr-evaluate:...``: the model scored on the gold validation and test words like every other row;
+5. with ``--awe``: the AWE comparison (:mod:`speechreps.awe.compare`) trains its AWE model on
+   ``<ds>_zr``'s discovered pairs too (stages ``awe-discovered:*``, best.pt picked by the discovered
+   validation terms), on MFCC, on the label-free frame models (trained without pairs: APC, CPC) and on
+   the models of step 3, and scores it on the gold words of ``<ds>`` beside the gold-pair rows.
 
 The report gets the discovery scores, the NED / coverage plot, and a table with MFCC, each model on
 gold pairs (the upper bound) and on discovered pairs, and the share of the gold model's gain over
@@ -111,7 +115,9 @@ def _selection(ckpt_dir: Path) -> dict:
 
 def run_track(config_file: Path, data_paths: Path, names: list[str], data_fps: dict[str, str], training: dict,
               types: list[str], seed: int, opts, cache) -> dict:
-    """Run (or reuse) the track's stages for ``seed``; returns ``{"rows", "discovery", "selection", "markdown"}``."""
+    """Run (or reuse) the track's stages for ``seed``; returns ``{"rows", "discovery", "selection", "figure",
+    "datasets", "models"}`` (``datasets``: ``{dataset: <dataset>_zr}``; ``models``: ``{type: {<dataset>_zr:
+    checkpoint folder}}``, the AWE comparison's discovered-pair inputs)."""
     from .config import config_to_dict
     from .experiment import _evaluate_model, _seed_config, _train
     from .stages import fingerprint
@@ -119,13 +125,15 @@ def run_track(config_file: Path, data_paths: Path, names: list[str], data_fps: d
     reps = [t for t in types if model_types.get(t).uses_pairs]
     rows: list[dict] = []
     discovery, selection = {}, {}
+    datasets: dict[str, str] = {}  # dataset -> its zero-resource twin
+    models: dict[str, dict[str, str]] = {}  # type -> {twin: checkpoint folder}
     for name in names:
         gold = _gold_words(opts, name)
         out = opts.run_dir / "discover" / name
         disc = cache.run(f"discover:{name}", fingerprint("discover", data_fps[name], str(gold)),
                          lambda: _discover_stage(data_paths, name, gold, out, opts.jobs))
         discovery[name] = disc
-        zr = _register(data_paths, name, disc)
+        zr = datasets[name] = _register(data_paths, name, disc)
         for rep in reps:
             # a type's initialiser (the frame AE) needs no labels: the one trained on this dataset is reused
             init = training.get(f"{model_types.get(rep).init_from}:{name}:s{seed}")
@@ -137,10 +145,12 @@ def run_track(config_file: Path, data_paths: Path, names: list[str], data_fps: d
             cache.run(f"zr-train:{rep}:{name}:s{seed}", fp,
                       lambda: _train(rep, cfg, config_file, ckpt_dir, data_paths, zr, opts, reference=name))
             selection[f"{rep}:{name}"] = _selection(ckpt_dir)
+            models.setdefault(rep, {})[zr] = str(ckpt_dir)
             rows += cache.run(f"zr-evaluate:{rep}:{name}:s{seed}", fingerprint("zr-evaluate", fp),
                               lambda: _evaluate_model(rep, ckpt_dir, data_paths, zr, name, seed, opts))
     figure = _plot_curves(discovery, opts.run_dir / "discovery_ned_coverage.png")
-    return {"rows": rows, "discovery": discovery, "selection": selection, "figure": figure and figure.name}
+    return {"rows": rows, "discovery": discovery, "selection": selection, "figure": figure and figure.name,
+            "datasets": datasets, "models": models}
 
 
 def _plot_curves(discovery: dict, path: Path) -> Path | None:

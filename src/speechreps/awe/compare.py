@@ -10,15 +10,27 @@ dataset; plus two kinds of cross-lingual rows: a frame-level model trained on th
 dataset (Setswana), and each AWE model of the first dataset applied as it is to the other datasets'
 words (``English -> Setswana`` in the table: nothing trained on the target language).
 
+**Pair sources.** Every row above trains on the dataset's *gold* pairs (ground truth: an upper
+bound). With a zero-resource twin ``<dataset>_zr`` (registered by ``speechreps run --discover``:
+the discovered pairs as ``train_pairs``, the terms discovered in the validation audio as
+``validation_words``), :func:`plan_discovered` adds *discovered* rows: the same AWE model trained
+on the twin (its pairs; ``best.pt`` picked by the AP on its pseudo-labelled validation terms) and
+scored on the dataset's gold validation and test words, for MFCC and for label-free inputs only
+(frame models trained without pairs, and models trained on the twin's discovered pairs, shown as
+trained on ``<dataset>_zr``). The table's ``training pairs`` column says which source a row used.
+
 Each job is a stage of :class:`speechreps.stages.StageCache` (the main job's): its row is recorded in
-``OUT/stages/awe__<features>__<trained_on>__<dataset>__s<seed>.json`` and reused while its inputs
-(config, seed, frame model checkpoint) are unchanged, so an interrupted comparison resumes where it
-stopped; the AWE model's checkpoints are in ``OUT/<features>/<trained_on>/<dataset>/s<seed>/``. The table is written to
+``OUT/stages/awe__<features>__<trained_on>__<dataset>__s<seed>.json`` (discovered pairs:
+``awe-discovered__<features>__<trained_on>__<dataset>_zr__s<seed>.json``) and reused while its inputs
+(config, seed, frame model checkpoint, discovered pair and validation files) are unchanged, so an
+interrupted comparison resumes where it stopped; the AWE model's checkpoints are in ``OUT/<features>/<trained_on>/<dataset>/s<seed>/``
+(discovered pairs: ``<dataset>_zr`` in place of ``<dataset>``). The table is written to
 ``OUT/awe_compare.md`` and the rows to ``OUT/awe_compare.json``.
 
 From the main job: ``speechreps awe compare --run-dir runs/main`` reads ``runs/main/results.json``
 (its ``training`` entries: ``rep``, ``dataset``, ``seed``, ``ckpt_dir``; ``meta.data_paths`` and
-``meta.datasets``), see :func:`plan_from_results`.
+``meta.datasets``), see :func:`plan_from_results`; a run with ``--discover`` also gives the
+discovered-pair rows (:func:`discovered_from_results`).
 """
 
 from __future__ import annotations
@@ -48,12 +60,31 @@ def model_title(model: str) -> str:
 
 @dataclass
 class CompareJob:
-    """One CAE-RNN to train: ``features`` of a frame model trained on ``trained_on`` (``None``: MFCC), on ``dataset``."""
+    """One AWE model to train: ``features`` of a frame model trained on ``trained_on`` (``None``: MFCC), on ``dataset``.
+
+    ``pairs_from``: the dataset whose training pairs train the model and whose validation words pick
+    its ``best.pt`` (``None``: ``dataset`` itself, its gold pairs); a zero-resource dataset
+    ``<dataset>_zr`` of ``speechreps run --discover`` gives the discovered pairs and the pseudo-labelled
+    validation terms. Scores are always on ``dataset``'s (gold) validation and test words.
+    """
 
     features: str
     dataset: str
     trained_on: str | None = None
     frame_model: Path | None = None
+    pairs_from: str | None = None
+    frame_checkpoint: str = "best"  # the frame model's best.pt or last.pt
+
+    @property
+    def pairs(self) -> str:
+        """The pair source, as the table names it: ``gold`` or ``discovered``."""
+        return "gold" if self.pairs_from is None else "discovered"
+
+    def stage(self, seed: int) -> str:
+        """Its stage name in the :class:`~speechreps.stages.StageCache` (the gold jobs' names predate pair sources)."""
+        if self.pairs_from is None:
+            return f"awe:{self.features}:{self.trained_on or '-'}:{self.dataset}:s{seed}"
+        return f"awe-discovered:{self.features}:{self.trained_on or '-'}:{self.pairs_from}:s{seed}"
 
 
 def plan(datasets: list[str], feature_sets: dict[str, dict[str, str | Path]], cross_lingual: bool = True) -> list[CompareJob]:
@@ -78,14 +109,49 @@ def plan(datasets: list[str], feature_sets: dict[str, dict[str, str | Path]], cr
     return jobs
 
 
+def plan_discovered(datasets: list[str], pair_sources: dict[str, str],
+                    feature_sets: dict[str, dict[str, str | Path]]) -> list[CompareJob]:
+    """The discovered-pair jobs: per dataset with a zero-resource twin (``pair_sources``: ``{dataset: <dataset>_zr}``),
+    MFCC and each feature set of a frame model trained on that dataset or on its twin.
+
+    Only label-free inputs belong in ``feature_sets`` here: models trained without pairs (APC, CPC)
+    on the dataset, and the zero-resource track's models trained on the twin's discovered pairs
+    (``trained_on`` ``<dataset>_zr`` in the table); a model trained on gold pairs is not. A model
+    trained on the dataset is read at its ``last.pt``: its ``best.pt`` was picked by the AP on the
+    dataset's gold validation words.
+    """
+    order = sorted(feature_sets, key=lambda f: (FEATURE_ORDER.index(f) if f in FEATURE_ORDER else len(FEATURE_ORDER), f))
+    jobs = []
+    for name in datasets:
+        zr = pair_sources.get(name)
+        if zr is None:
+            continue
+        jobs.append(CompareJob("mfcc", name, pairs_from=zr))
+        for feat in order:
+            for trained_on in (name, zr):
+                if trained_on in feature_sets[feat]:
+                    # a model trained on the dataset itself validated on its gold words, which picked its
+                    # best.pt: its last.pt is the label-free choice; one of the twin picked on pseudo labels
+                    jobs.append(CompareJob(feat, name, trained_on, Path(feature_sets[feat][trained_on]), pairs_from=zr,
+                                           frame_checkpoint="last" if trained_on == name else "best"))
+    return jobs
+
+
 def _fingerprint(job: CompareJob, cfg: AWEConfig, seed: int, data_paths: Path, apply_to: list[str]) -> str:
     stamp: list[Any] = [job.features, job.dataset, job.trained_on, seed, awe_config_to_dict(cfg), str(Path(data_paths).resolve())]
     if apply_to:
         stamp.append(apply_to)
+    if job.pairs_from is not None:
+        from ..data.registry import load_dataset
+
+        # the discovered pairs and validation terms: a new discovery is a new job
+        train = load_dataset(data_paths, job.pairs_from)
+        stamp.append([job.pairs_from] + [[str(p), p.stat().st_size, int(p.stat().st_mtime)] if p is not None and p.is_file()
+                                         else str(p) for p in (train.train_pairs, train.words.get("validation"))])
     if job.frame_model is not None:
         from ..train import checkpoint as ckpt
 
-        p = ckpt.find_checkpoint(job.frame_model)
+        p = ckpt.find_checkpoint(job.frame_model, prefer=job.frame_checkpoint)
         st = p.stat()
         stamp += [str(p.resolve()), st.st_size, int(st.st_mtime)]
     return hashlib.sha256(json.dumps(stamp, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -105,33 +171,42 @@ def run_job(job: CompareJob, data_paths: Path, cfg: AWEConfig, out_dir: Path, se
     from .train import InputSpec, evaluate_awe, load_awe, train_awe
 
     cfg = dataclasses.replace(cfg, seed=seed)
-    job_dir = Path(out_dir) / job.features / (job.trained_on or "-") / job.dataset / f"s{seed}"
+    job_dir = Path(out_dir) / job.features / (job.trained_on or "-") / (job.pairs_from or job.dataset) / f"s{seed}"
     ckpt_dir = job_dir / cfg.model
     if ckpt_dir.exists():
         import shutil
 
         shutil.rmtree(ckpt_dir)  # inputs changed: never mix two runs
-    ds = load_dataset(data_paths, job.dataset)
+    ds = load_dataset(data_paths, job.dataset)  # scored on its (gold) validation and test words
+    train_ds = ds if job.pairs_from is None else load_dataset(data_paths, job.pairs_from)
     if job.frame_model is None:
         inputs, spec = MFCCInput(), InputSpec(kind="mfcc", name="mfcc")
     else:
         t0 = time.perf_counter()
-        inputs = ModelInput(job.frame_model, device=device or "cpu")
-        spec = InputSpec(kind="model", frame_model=str(Path(job.frame_model).resolve()), layer=inputs.layer, name=job.features)
+        inputs = ModelInput(job.frame_model, device=device or "cpu", checkpoint=job.frame_checkpoint)
+        spec = InputSpec(kind="model", frame_model=str(Path(job.frame_model).resolve()), layer=inputs.layer, name=job.features,
+                         checkpoint=job.frame_checkpoint)
         log(f"awe compare: {job.features} features from {inputs.describe()} (loaded in {time.perf_counter() - t0:.1f} s)")
-    log(f"awe compare: training a CAE-RNN on {job.features} features of {job.dataset}"
-        + (f" (frame model trained on {job.trained_on})" if job.trained_on and job.trained_on != job.dataset else ""))
-    res = train_awe(cfg, ds, inputs, ckpt_dir, device=device, spec=spec, log=log, progress=progress)
+    log(f"awe compare: training a {model_title(cfg.model)} on {job.features} features of {job.dataset}"
+        + (f" (frame model trained on {job.trained_on})" if job.trained_on and job.trained_on != job.dataset else "")
+        + (f", on the discovered pairs of {job.pairs_from}" if job.pairs_from else ""))
+    res = train_awe(cfg, train_ds, inputs, ckpt_dir, device=device, spec=spec, log=log, progress=progress)
     model, _ = load_awe(ckpt_dir, device=device or "cpu")
     t0 = time.perf_counter()
     scores = evaluate_awe(ds, inputs, model, cfg, device=device or "cpu")
     row: dict[str, Any] = {
         "features": job.features, "trained_on": job.trained_on, "dataset": job.dataset, "seed": seed,
         "frame_model": str(job.frame_model) if job.frame_model else None,
+        "frame_checkpoint": job.frame_checkpoint if job.frame_model else None,
+        "frame_checkpoint_path": str(inputs.path) if job.frame_model else None,
         "layer": getattr(inputs, "layer", None), "dim": int(model.cfg.input_dim), "n_pairs": res.n_pairs,
         "train_seconds": res.seconds, "prepare_seconds": res.prepare_seconds,
         "eval_seconds": round(time.perf_counter() - t0, 2), "best_epoch": res.best_epoch,
         "ckpt_dir": str(ckpt_dir), "fingerprint": fingerprint,
+        # where the training pairs and the validation words that picked best.pt came from
+        "pairs": job.pairs, "pairs_from": train_ds.name, "pair_file": str(train_ds.train_pairs) if train_ds.train_pairs else None,
+        "selection_words": str(train_ds.words.get("validation")) if train_ds.words.get("validation") else None,
+        "selection_val_ap": res.best_ap,
     }
     row["model"] = cfg.model
     _add_scores(row, scores, cfg.model)
@@ -154,26 +229,37 @@ def _add_scores(row: dict, scores: dict, model: str) -> None:
 
 def compare(data_paths: str | Path, datasets: list[str], feature_sets: dict[str, dict[str, str | Path]], config: AWEConfig,
             out_dir: str | Path, seed: int = 0, log: Callable[[str], None] = print, cross_lingual: bool = True,
-            device: Any = None, progress: bool = False, force: bool = False) -> list[dict]:
-    """Train a CAE-RNN per input feature type (see the module docstring); returns the rows, writes the table.
+            device: Any = None, progress: bool = False, force: bool = False,
+            discovered: dict[str, str] | None = None,
+            discovered_features: dict[str, dict[str, str | Path]] | None = None) -> list[dict]:
+    """Train an AWE model per input feature type (see the module docstring); returns the rows, writes the table.
 
     ``feature_sets``: ``{features: {trained_on dataset: frame-model checkpoint folder}}`` (MFCC is
-    always included). Rows hold ``test_downsample_ap``, ``test_cae_rnn_ap`` (and ``_cross_speaker``,
-    and the same for ``validation``), ``train_seconds`` (CAE-RNN training, AE pre-training and
-    validation included) and ``prepare_seconds`` (encoding the training data with the frame model).
+    always included). Rows hold ``test_downsample_ap``, ``test_<model>_ap`` (and ``_cross_speaker``,
+    and the same for ``validation``), ``train_seconds`` (AWE training, AE pre-training and
+    validation included), ``prepare_seconds`` (encoding the training data with the frame model) and
+    ``pairs`` (``gold`` or ``discovered``).
+
+    ``discovered``: ``{dataset: its zero-resource twin}`` (``<dataset>_zr`` of ``speechreps run
+    --discover``): the same jobs once more on the twin's discovered pairs, best.pt picked by its
+    pseudo-labelled validation terms, scored on the dataset's gold words (:func:`plan_discovered`), for
+    MFCC and the label-free ``discovered_features`` (same layout as ``feature_sets``). No cross-lingual
+    rows for them.
     """
     from ..stages import StageCache
 
     out_dir = Path(out_dir)
     datasets = list(datasets)
     jobs = plan(datasets, feature_sets, cross_lingual)
+    if discovered:
+        jobs += plan_discovered(datasets, discovered, discovered_features or {})
     cache = StageCache(out_dir, force, log=log)  # the main job's stage records: out_dir/stages/<job>.json
     rows, transfer = [], []
     for i, job in enumerate(jobs, 1):
         log(f"awe compare: job {i}/{len(jobs)}")
-        others = datasets[1:] if cross_lingual and job.dataset == datasets[0] else []
+        others = datasets[1:] if cross_lingual and job.dataset == datasets[0] and job.pairs_from is None else []
         fp = _fingerprint(job, dataclasses.replace(config, seed=seed), seed, Path(data_paths), others)
-        row = cache.run(f"awe:{job.features}:{job.trained_on or '-'}:{job.dataset}:s{seed}", fp, lambda: run_job(
+        row = cache.run(job.stage(seed), fp, lambda: run_job(
             job, Path(data_paths), config, out_dir, seed, device, log, progress, apply_to=others, fingerprint=fp))
         rows.append({k: v for k, v in row.items() if k != "transfer"})
         transfer += row.get("transfer", [])
@@ -191,16 +277,21 @@ def format_table(rows: list[dict], split: str = "test") -> str:
     models = {r.get("model", "cae_rnn") for r in rows}
     name = model_title(models.pop()) if len(models) == 1 else "AWE model"
     lines = [
-        f"| input features | frame model trained on | AWEs trained and evaluated on | dim | downsampled AP ({split}) | "
-        f"{name} AP ({split}) | downsampled AP x-spk | {name} AP x-spk | {name} train s | encode s |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        f"| input features | frame model trained on | AWEs trained and evaluated on | training pairs | dim | "
+        f"downsampled AP ({split}) | {name} AP ({split}) | downsampled AP x-spk | {name} AP x-spk | {name} train s | encode s |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         m = r.get("model", "cae_rnn")
         # a model applied to another dataset as it is: "trained on -> evaluated on"
         where = f"{r['awe_trained_on']} -> {r['dataset']}" if r.get("awe_trained_on") else r["dataset"]
+        # gold: the dataset's ground-truth pairs (the upper bound); discovered: term discovery's, no label used
+        pairs = "discovered" if r.get("pairs") == "discovered" else "gold"
+        frame = r["trained_on"] or "-"
+        if r.get("frame_checkpoint") == "last":
+            frame += " (last.pt)"
         lines.append(
-            f"| {r['features']} | {r['trained_on'] or '-'} | {where} | {r.get('dim', '-')} | "
+            f"| {r['features']} | {frame} | {where} | {pairs} | {r.get('dim', '-')} | "
             f"{f(r.get(f'{split}_downsample_ap'))} | {f(r.get(f'{split}_{m}_ap'))} | "
             f"{f(r.get(f'{split}_downsample_ap_cross_speaker'))} | {f(r.get(f'{split}_{m}_ap_cross_speaker'))} | "
             f"{r.get('train_seconds', 0):.0f} | {r.get('prepare_seconds', 0):.0f} |"
@@ -250,3 +341,29 @@ def plan_from_results(run_dir: str | Path, seed: int | None = None) -> tuple[Pat
     if not feature_sets:
         raise UserError(f"{path}: no trained models of seed {seed}")
     return data_paths, list(meta.get("datasets") or []), feature_sets, seed
+
+
+def discovered_from_results(run_dir: str | Path, feature_sets: dict[str, dict[str, Path]], seed: int
+                            ) -> tuple[dict[str, str], dict[str, dict[str, Path]]]:
+    """``(discovered, label_free)`` for :func:`compare` from a main-job run with ``--discover`` (``({}, {})`` without).
+
+    ``discovered``: ``{dataset: <dataset>_zr}``; ``label_free``: the entries of ``feature_sets`` whose
+    type trains without pairs, plus the zero-resource track's models of ``seed`` trained on
+    ``<dataset>_zr`` (found in the run folder's ``models/s<seed>/<dataset>_zr/<type>``).
+    """
+    run_dir = Path(run_dir)
+    results = json.loads((run_dir / "results.json").read_text())
+    track = results.get("zero_resource") or {}
+    discovered = dict(track.get("datasets") or {})
+    if not discovered:  # a run recorded before the track listed its datasets: the registered twins
+        discovered = {name: f"{name}_zr" for name in track.get("discovery") or {}}
+    label_free: dict[str, dict[str, Path]] = {}
+    for rep, sets in feature_sets.items():
+        if rep in model_types.MODEL_TYPES and not model_types.get(rep).uses_pairs:
+            label_free[rep] = dict(sets)
+    for rep in feature_sets:
+        for zr in discovered.values():
+            ck = run_dir / "models" / f"s{seed}" / zr / rep
+            if ck.is_dir():
+                label_free.setdefault(rep, {})[zr] = ck
+    return discovered, label_free

@@ -42,6 +42,7 @@ class InputSpec:
     words: dict[str, str] = field(default_factory=dict)  # split -> word-token archive (kind "archives")
     train_features: str | None = None  # training-utterance archive (kind "archives")
     name: str | None = None
+    checkpoint: str = "best"  # kind "model": the frame model's best.pt or last.pt
 
     def build(self, device: Any = "cpu") -> InputFeatures:
         if self.kind == "mfcc":
@@ -49,7 +50,7 @@ class InputSpec:
         if self.kind == "model":
             if not self.frame_model:
                 raise UserError("input features of kind 'model' need a frame-level model folder")
-            return ModelInput(self.frame_model, self.layer, device)
+            return ModelInput(self.frame_model, self.layer, device, checkpoint=self.checkpoint)
         if self.kind == "archives":
             return ArchiveInput(self.name or "features", self.words, self.train_features)
         raise UserError(f"unknown input feature kind {self.kind!r} (mfcc, model, archives)")

@@ -27,6 +27,9 @@ def _add_inputs(p: argparse.ArgumentParser) -> None:
     g.add_argument("--frame-model", default=None, metavar="CKPT_DIR",
                    help="a trained frame-level model whose features the AWE model reads (encoded on the fly)")
     g.add_argument("--layer", default=None, help="with --frame-model: the layer (default: the model's default)")
+    g.add_argument("--frame-checkpoint", choices=("best", "last"), default="best",
+                   help="with --frame-model: its best.pt (picked by its validation AP) or last.pt (default best; "
+                        "last for inputs chosen without any word label)")
     g.add_argument("--features", action="append", default=[], metavar="SPLIT=ARCHIVE",
                    help="word-token archive of learned features of SPLIT (train, validation, test); repeatable")
     g.add_argument("--train-features", default=None, metavar="ARCHIVE",
@@ -89,7 +92,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = s.add_parser("compare", help="CAE-RNN on every input feature type of a main-job run: one table",
                      description="Read RUN_DIR/results.json of the main job (speechreps run), train a CAE-RNN on "
                      "MFCCs and on the features of each trained frame-level model (same config, same seed), "
-                     "including the cross-lingual rows, and print one table (also RUN_DIR/awe/awe_compare.md).")
+                     "including the cross-lingual rows, and, for a run with --discover, the same AWE model on each "
+                     "dataset's discovered pairs (MFCC and label-free inputs; scored on the gold words); print one "
+                     "table (also RUN_DIR/awe/awe_compare.md).")
     c.add_argument("--run-dir", type=Path, default=Path("runs/main"), help="the main job's folder (default runs/main)")
     c.add_argument("--config", default=None, help='config with an "awe" section (default: the packaged demo.json)')
     c.add_argument("--out", type=Path, default=None, help="output folder (default: RUN_DIR/awe)")
@@ -115,7 +120,7 @@ def _inputs_from_args(args, device):
         raise UserError("give either --frame-model or --features/--train-features, not both")
     if args.frame_model:
         spec = InputSpec(kind="model", frame_model=str(Path(args.frame_model).resolve()), layer=args.layer,
-                         name=args.features_name)
+                         name=args.features_name, checkpoint=args.frame_checkpoint)
     elif args.features or args.train_features:
         words = {}
         for item in args.features:
@@ -241,18 +246,21 @@ def _evaluate(args) -> int:
 
 
 def _compare(args) -> int:
-    from ..awe.compare import compare, format_table, plan_from_results
+    from ..awe.compare import compare, discovered_from_results, format_table, plan_from_results
     from ..awe.config import load_awe_config
 
     data_paths, datasets, feature_sets, seed = plan_from_results(args.run_dir, args.seed)
     if args.only:
         wanted = {t.strip() for t in args.only.split(",") if t.strip()}
         feature_sets = {k: v for k, v in feature_sets.items() if k in wanted}
+    # a run with --discover: the discovered-pair rows too
+    discovered, label_free = discovered_from_results(args.run_dir, feature_sets, seed)
     cfg = load_awe_config(args.config)
     device = _setup(args)
     out = args.out or args.run_dir / "awe"
     rows = compare(data_paths, datasets, feature_sets, cfg, out, seed=seed, cross_lingual=not args.no_cross_lingual,
-                   device=device, progress=not args.no_progress, force=args.force)
+                   device=device, progress=not args.no_progress, force=args.force,
+                   discovered=discovered, discovered_features=label_free)
     print(format_table(rows))
     print(f"written {out / 'awe_compare.md'}")
     return 0
