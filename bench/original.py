@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         peak[t] = max(peak[t], matmul_peak(t))
     torch.set_num_threads(args.threads)
     load1 = os.getloadavg()
-    print(f"measured matmul peak (2048^3 float32): " + ", ".join(f"{peak[t] / 1e9:.1f} GFLOP/s on {t} thread(s)"
+    print("measured matmul peak (2048^3 float32): " + ", ".join(f"{peak[t] / 1e9:.1f} GFLOP/s on {t} thread(s)"
                                                                  for t in thread_counts))
     print("| type | batch | threads orig / ours | original frames/s | ours frames/s | ratio | target | "
           "GFLOP per step orig / ours | fraction of measured matmul peak orig / ours |")

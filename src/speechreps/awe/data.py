@@ -238,13 +238,3 @@ class SegmentPairDataset:
     def n_frames(self, refs: Sequence[int]) -> int:
         """Frames read by the encoder (the input side)."""
         return int(self.lengths[list(refs)].sum())
-
-
-def make_training_set(dataset: SegmentPairDataset, batch_size: int, num_buckets: int, seed: int, describe: str):
-    """A :class:`speechreps.data.datasets.TrainingSet` of length-bucketed batches for the Trainer."""
-    from ..data.datasets import TrainingSet
-    from ..data.samplers import BucketBatchSampler
-
-    sampler = BucketBatchSampler(dataset.lengths, batch_size, num_buckets, seed=seed)
-    return TrainingSet(dataset, sampler, describe)
-

@@ -27,7 +27,7 @@ import numpy as np
 from .. import model_types
 from ..errors import UserError, WarningCounter
 from .config import AWEConfig, awe_config_from_dict
-from .data import ArchiveInput, InputFeatures, MFCCInput, ModelInput, make_training_set, training_pairs
+from .data import ArchiveInput, InputFeatures, MFCCInput, ModelInput, training_pairs
 
 INPUTS_FILE = "awe_inputs.json"
 
@@ -144,10 +144,11 @@ def _phase(model, data_and_what: tuple[Any, str], cfg: AWEConfig, out_dir: Path,
            device: Any, validate: Callable | None, progress: bool, log: Callable[[str], None], tensorboard: bool):
     """One training phase of ``model`` through the core Trainer: (its FitResult, its history rows with
     ``phase`` = ``name`` and ``seconds`` = training plus validation time of the epoch)."""
+    from ..data.datasets import TrainingSet
     from ..train.trainer import Trainer
 
     data, what = data_and_what
-    train_set = make_training_set(data, cfg.batch_size, cfg.num_buckets, cfg.seed, what)
+    train_set = TrainingSet.bucketed(data, cfg, what)
     log(f"awe: {name} training on {train_set.describe} for {cfg.num_epochs} epochs into {out_dir}")
     trainer = Trainer(model, train_set, cfg, out_dir, name, device=device, validate=validate, progress=progress,
                       log=log, tensorboard=tensorboard)

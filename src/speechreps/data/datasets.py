@@ -163,6 +163,12 @@ class TrainingSet:
     def n_frames(self, refs) -> int:
         return self.dataset.n_frames(refs)
 
+    @classmethod
+    def bucketed(cls, dataset: Any, cfg: TrainingConfig, describe: str) -> "TrainingSet":
+        """``dataset`` (with per-item ``lengths``) in length-bucketed batches of ``cfg.batch_size``: the
+        sequence models' batching (APC, CAPC, the AWE models)."""
+        return cls(dataset, BucketBatchSampler(dataset.lengths, cfg.batch_size, cfg.num_buckets, seed=cfg.seed), describe)
+
 
 def segment_pairs_for(ds, pairs_file: str | Path | None, warnings: WarningCounter | None = None,
                       seed: int = 0) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
@@ -178,8 +184,7 @@ def _utterances(cfg: APCConfig, ds, pairs_file, warnings) -> TrainingSet:
 
     path = ds.utterances("train")
     data = UtteranceDataset(open_features(path), ds.speaker_rule(path), frame_cap=cfg.seq_len)
-    sampler = BucketBatchSampler(data.lengths, cfg.batch_size, cfg.num_buckets, seed=cfg.seed)
-    return TrainingSet(data, sampler, f"{len(data)} utterances of {path}")
+    return TrainingSet.bucketed(data, cfg, f"{len(data)} utterances of {path}")
 
 
 def _speaker_utterances(cfg: CPCConfig, ds, pairs_file, warnings) -> TrainingSet:
@@ -202,8 +207,7 @@ def _segment_pairs(cfg: CAPCConfig, ds, pairs_file, warnings) -> TrainingSet:
         raw, source = segment_pairs_for(ds, pairs_file, warnings, cfg.seed)
         pairs = P.aligned_segment_pairs(raw)
     data = PairDataset(pairs, frame_cap=cfg.seq_len)
-    sampler = BucketBatchSampler(data.lengths, cfg.batch_size, cfg.num_buckets, seed=cfg.seed)
-    return TrainingSet(data, sampler, f"{len(data)} aligned segment pairs (both directions) from {source}")
+    return TrainingSet.bucketed(data, cfg, f"{len(data)} aligned segment pairs (both directions) from {source}")
 
 
 def _frames(cfg: TrainingConfig, ds, pairs_file, warnings) -> TrainingSet:
