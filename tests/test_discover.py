@@ -114,6 +114,43 @@ def make_word_corpus(n_utts: int = 24, n_words: int = 5, dim: int = 13, seed: in
 SMALL = {"window_lengths": (30, 45), "hop": 3, "index": "exact", "dtw_z": 2.5}
 
 
+def test_extend_pairs_grows_a_fragment_to_the_repeated_stretch_and_no_further():
+    """A 60-frame pattern repeated in two utterances amid random frames; the pair starts as its frames
+    20-40 in both. Growing by 5 frames at a time must reach exactly the pattern: its frames align at no
+    cost, any context frame costs about 1 (random unit vectors)."""
+    from speechreps.discover.verify import extend_pairs, pair_dtw
+
+    rng = np.random.default_rng(0)
+
+    def unit(n):
+        v = rng.standard_normal((n, 16))
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    pattern = unit(60)
+    a = np.concatenate([unit(50), pattern, unit(50)])  # pattern at rows 50-109
+    b = np.concatenate([unit(30), pattern, unit(40)])  # pattern at rows 160 + 30 = 190-249
+    units = np.concatenate([a, b]).astype(np.float32)
+    offsets = np.array([0, len(a), len(a) + len(b)])
+    row_a, row_b, length = np.array([70]), np.array([210]), np.array([20])
+    cost = pair_dtw(units, row_a, length, row_b, length)
+    ra, la, rb, lb, c = extend_pairs(units, offsets, np.array([0]), row_a, length, np.array([1]), row_b, length,
+                                     cost, threshold=0.3, max_extend=40, step=5, slack=0.01)
+    assert (ra[0], la[0], rb[0], lb[0]) == (50, 60, 190, 60)
+    assert c[0] < 0.01
+    # at most max_extend per side, and never past an utterance's first frame
+    ra, la, rb, lb, _ = extend_pairs(units, offsets, np.array([0]), row_a, length, np.array([1]), row_b, length,
+                                     cost, threshold=0.3, max_extend=10, step=5, slack=0.01)
+    assert (ra[0], la[0], rb[0], lb[0]) == (60, 40, 200, 40)
+    edge = np.concatenate([pattern, unit(20)]).astype(np.float32)  # pattern from the utterance's first frame
+    units2 = np.concatenate([edge, b]).astype(np.float32)
+    offsets2 = np.array([0, len(edge), len(edge) + len(b)])
+    row_b2 = np.array([len(edge) + 50])
+    cost2 = pair_dtw(units2, np.array([20]), length, row_b2, length)
+    ra, la, rb, lb, _ = extend_pairs(units2, offsets2, np.array([0]), np.array([20]), length, np.array([1]), row_b2,
+                                     length, cost2, threshold=0.3, max_extend=40, step=5, slack=0.01)
+    assert (ra[0], la[0]) == (0, 60) and (rb[0], lb[0]) == (len(edge) + 30, 60)
+
+
 def test_discover_finds_the_repeated_words(tmp_path):
     from speechreps.discover.config import DiscoverConfig
     from speechreps.discover.pipeline import discover_to_folder, gold_for

@@ -42,6 +42,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dtw-threshold", type=float, default=None, help="an absolute DTW cost threshold instead")
     p.add_argument("--index", choices=("auto", "ivf", "exact"), default=None,
                    help="nearest-neighbour search (default auto: exact below 20000 windows, else ivf)")
+    p.add_argument("--extend", type=int, default=None, metavar="FRAMES",
+                   help="grow each verified pair outward by up to FRAMES per side, --hop at a time, while its DTW cost "
+                        "stays under the threshold (default 0: no growing)")
+    p.add_argument("--extend-slack", type=float, default=None,
+                   help="with --extend: how much a pair's DTW cost may rise while it grows (default 0)")
     p.add_argument("--max-pairs-per-cluster", type=int, default=None, help="pair file: at most this many (100)")
     p.add_argument("--seed", type=int, default=None, help="random seed (0)")
     p.add_argument("--jobs", type=int, default=None, help="CPU threads (default: all cores)")
@@ -59,8 +64,9 @@ def run(args: argparse.Namespace) -> int:
 
     check_jobs(args.jobs)
     cfg = DiscoverConfig()
-    overrides = {name: getattr(args, name) for name in ("window_lengths", "hop", "k", "dtw_z", "dtw_threshold",
-                                                         "index", "max_pairs_per_cluster", "seed", "jobs")}
+    overrides = {name: getattr(args, name) for name in ("window_lengths", "hop", "k", "dtw_z", "dtw_threshold", "extend",
+                                                         "extend_slack", "index", "max_pairs_per_cluster", "seed",
+                                                         "jobs")}
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     utterances = load_archive(args.archive)
     summary = discover_to_folder(utterances, args.out, cfg, gold=args.gold, phones=args.phones, log=print)

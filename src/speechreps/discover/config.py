@@ -28,6 +28,8 @@ class DiscoverConfig:
     nprobe: int = 8  # ivf: cells searched per query
     dtw_z: float = 5.5  # keep pairs whose DTW cost lies this many robust deviations below random pairs' median
     dtw_threshold: float | None = None  # or an absolute DTW cost threshold (cost / (n + m), cosine frames)
+    extend: int = 0  # grow each verified pair outward by up to this many frames per side (0: no growing)
+    extend_slack: float = 0.0  # ... while its DTW cost rises at most this much (and stays under the threshold)
     overlap: float = 0.5  # two windows overlap when they share this fraction of the shorter one
     node_overlap: float = 0.9  # intervals of one utterance sharing this fraction of the shorter are one node
     resolution: float = 10.0  # Louvain resolution: higher gives smaller, purer clusters
@@ -53,6 +55,7 @@ class DiscoverConfig:
             (self.dtw_threshold is None or self.dtw_threshold > 0, "dtw_threshold must be > 0"),
             (0.0 < self.overlap <= 1.0 and 0.0 < self.node_overlap <= 1.0, "overlaps must lie in (0, 1]"),
             (self.max_pairs_per_cluster >= 1, "max_pairs_per_cluster must be >= 1"),
+            (self.extend >= 0 and self.extend_slack >= 0, "extend and extend_slack must be >= 0"),
         ]
         for ok, message in checks:
             if not ok:

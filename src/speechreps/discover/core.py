@@ -10,8 +10,10 @@
    ``dtw_z`` robust standard deviations (1.4826 x the median absolute deviation) below the median DTW
    cost of random window pairs, so the same setting works for MFCCs and for learned features of any
    scale (:mod:`.verify`);
-5. overlapping verified pairs reduced once more by DTW cost; intervals merged into nodes and nodes
-   into clusters (:mod:`.cluster`).
+5. overlapping verified pairs reduced once more by DTW cost; optionally (``extend`` > 0) each pair
+   grown outward while its DTW cost stays low (:func:`.verify.extend_pairs`: windows find the most
+   similar part of a repeated word, often a fragment); intervals merged into nodes and nodes into
+   clusters (:mod:`.cluster`).
 
 Only the features are used: no transcription, no speaker labels.
 """
@@ -30,7 +32,7 @@ from .cluster import Clusters, cluster_pairs
 from .config import DiscoverConfig
 from .search import candidate_pairs, neighbours
 from .segments import FrameStore, embed_windows, load_frames, make_windows, reduce_dim
-from .verify import non_overlapping, pair_dtw
+from .verify import extend_pairs, non_overlapping, pair_dtw
 
 RANDOM_PAIRS = 20000
 
@@ -147,13 +149,19 @@ def discover(utterances: Mapping[str, np.ndarray], cfg: DiscoverConfig | None = 
     keep = non_overlapping(ua * len(store.keys) + ub, sa, sa + windows.length[i], sb, sb + windows.length[j],
                            cost, cfg.overlap)
     i, j, cost = i[keep], j[keep], cost[keep]
-    # rows of the frame store -> frames of the utterance
-    def frames_of(w):
-        u = windows.utt[w]
-        start = windows.row[w] - store.offsets[u] + store.key_start[u]
-        return u, start, start + windows.length[w]
+    ua, ub = windows.utt[i], windows.utt[j]
+    row_a, len_a, row_b, len_b = windows.row[i], windows.length[i], windows.row[j], windows.length[j]
+    if cfg.extend > 0:
+        row_a, len_a, row_b, len_b, cost = extend_pairs(store.units, store.offsets, ua, row_a, len_a, ub, row_b, len_b,
+                                                        cost, threshold, cfg.extend, cfg.hop, cfg.extend_slack, cfg.jobs)
+        t = _timed(stats, "extend", t)
 
-    (ua, sa, ea), (ub, sb, eb) = frames_of(i), frames_of(j)
+    # rows of the frame store -> frames of the utterance
+    def frames_of(u, row, length):
+        start = row - store.offsets[u] + store.key_start[u]
+        return u, start, start + length
+
+    (ua, sa, ea), (ub, sb, eb) = frames_of(ua, row_a, len_a), frames_of(ub, row_b, len_b)
     clusters = cluster_pairs(ua, sa, ea, ub, sb, eb, cfg.node_overlap, 1.0 - cost, cfg.resolution, cfg.seed)
     _timed(stats, "cluster", t)
     stats["null_median"] = float(np.median(null)) if cfg.dtw_threshold is None else None

@@ -111,3 +111,47 @@ def non_overlapping(group: np.ndarray, s1: np.ndarray, e1: np.ndarray, s2: np.nd
         return np.zeros(0, bool)
     order = np.lexsort((score, group)).astype(np.int64)
     return suppress(*(np.ascontiguousarray(a, dtype=np.int64) for a in (group, s1, e1, s2, e2)), order, float(overlap))
+
+
+def extend_pairs(units: np.ndarray, offsets: np.ndarray, utt_a: np.ndarray, row_a: np.ndarray, len_a: np.ndarray,
+                 utt_b: np.ndarray, row_b: np.ndarray, len_b: np.ndarray, cost: np.ndarray, threshold: float,
+                 max_extend: int, step: int, slack: float = 0.0, jobs: int | None = None):
+    """Grow verified pairs outward: both segments of a pair by ``step`` frames at a time, first to the
+    left, then to the right, while the pair's DTW cost stays at most ``threshold`` and at most
+    ``slack`` above its cost before growing, both segments stay inside their utterances, and each side
+    has grown at most ``max_extend`` frames.
+
+    Why: windows of fixed lengths find a repeated word by its most similar part, which is often a
+    fragment of it (the shortest window); the word's own frames around that part still align well,
+    while frames of the neighbouring words (different in the two utterances) do not, so the cost tells
+    where the repeated stretch ends. Returns new ``(row_a, len_a, row_b, len_b, cost)``.
+    """
+    row_a, len_a, row_b, len_b, cost = (np.array(a) for a in (row_a, len_a, row_b, len_b, cost))
+    ceiling = np.minimum(threshold, cost + slack)
+    for direction in (-1, 1):
+        grown = np.zeros(len(cost), np.int64)
+        active = np.ones(len(cost), bool)
+        while active.any():
+            idx = np.nonzero(active)[0]
+            if direction < 0:
+                na, nb = row_a[idx] - step, row_b[idx] - step
+                inside = (na >= offsets[utt_a[idx]]) & (nb >= offsets[utt_b[idx]])
+            else:
+                na, nb = row_a[idx], row_b[idx]
+                inside = ((na + len_a[idx] + step <= offsets[utt_a[idx] + 1])
+                          & (nb + len_b[idx] + step <= offsets[utt_b[idx] + 1]))
+            inside &= grown[idx] + step <= max_extend
+            idx, na, nb = idx[inside], na[inside], nb[inside]
+            active[:] = False
+            if len(idx) == 0:
+                break
+            c = pair_dtw(units, na, len_a[idx] + step, nb, len_b[idx] + step, jobs)
+            ok = c <= ceiling[idx]
+            idx, na, nb = idx[ok], na[ok], nb[ok]
+            row_a[idx], row_b[idx] = na, nb
+            len_a[idx] += step
+            len_b[idx] += step
+            cost[idx] = c[ok]
+            grown[idx] += step
+            active[idx] = True
+    return row_a, len_a, row_b, len_b, cost
