@@ -11,8 +11,8 @@ Stages (each skipped when its recorded inputs are unchanged, see :mod:`speechrep
    DTW, all and cross-speaker positives; the cross-lingual rows use a model trained on the first
    dataset and the words of the others;
    ``layers:<type>:<ds>:s<seed>``  every layer's AP on the model's own dataset (:mod:`speechreps.layerwise`);
-6. ``awe`` (``--awe``)  the acoustic-word-embedding comparison of :mod:`speechreps.awe.compare`: a
-   CAE-RNN (the config's ``awe`` section) on MFCC and on the features of each trained APC, CPC, CAPC
+6. ``awe`` (``--awe``)  the acoustic-word-embedding comparison of :mod:`speechreps.awe.compare`: an
+   AWE model (the config's ``awe`` section: a ContrastiveRNN or CAE-RNN) on MFCC and on the features of each trained APC, CPC, CAPC
    and frame CAE of the first seed, per dataset and cross-lingual, beside downsampling; its rows are
    cached per job in ``RUN/awe/`` like the stages; with ``--discover`` also on each dataset's
    discovered pairs (stages ``awe-discovered:*``: MFCC and the label-free inputs);

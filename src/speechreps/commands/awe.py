@@ -46,9 +46,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("awe", help="acoustic word embeddings: CAE-RNN / downsampling on any features",
-                       description="Acoustic word embeddings on top of MFCCs or learned features: train a CAE-RNN "
-                       "(Kamper 2019), embed word-token archives, evaluate by same-different AP (cosine), and "
+    p = sub.add_parser("awe", help="acoustic word embeddings: ContrastiveRNN / CAE-RNN / downsampling on any features",
+                       description="Acoustic word embeddings on top of MFCCs or learned features: train a ContrastiveRNN "
+                       "(Jacobs et al. 2021) or a CAE-RNN (Kamper 2019), embed word-token archives, evaluate by same-different AP (cosine), and "
                        "compare input features.")
     s = p.add_subparsers(dest="awe_command", metavar="ACTION")
 
@@ -89,8 +89,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_inputs(v)
     _add_common(v)
 
-    c = s.add_parser("compare", help="CAE-RNN on every input feature type of a main-job run: one table",
-                     description="Read RUN_DIR/results.json of the main job (speechreps run), train a CAE-RNN on "
+    c = s.add_parser("compare", help="an AWE model on every input feature type of a main-job run: one table",
+                     description="Read RUN_DIR/results.json of the main job (speechreps run), train the config's AWE model on "
                      "MFCCs and on the features of each trained frame-level model (same config, same seed), "
                      "including the cross-lingual rows, and, for a run with --discover, the same AWE model on each "
                      "dataset's discovered pairs (MFCC and label-free inputs; scored on the gold words); print one "
@@ -98,7 +98,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--run-dir", type=Path, default=Path("runs/main"), help="the main job's folder (default runs/main)")
     c.add_argument("--config", default=None, help='config with an "awe" section (default: the packaged demo.json)')
     c.add_argument("--out", type=Path, default=None, help="output folder (default: RUN_DIR/awe)")
-    c.add_argument("--seed", type=int, default=None, help="which seed's models, and the CAE-RNN seed (default: first)")
+    c.add_argument("--seed", type=int, default=None, help="which seed's models, and the AWE model's seed (default: first)")
     c.add_argument("--only", default=None, metavar="TYPES", help="comma-separated feature types (default: all)")
     c.add_argument("--no-cross-lingual", action="store_true", help="skip the cross-lingual rows")
     c.add_argument("--force", action="store_true", help="retrain even when a job's result is up to date")
