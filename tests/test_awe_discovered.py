@@ -24,6 +24,8 @@ from speechreps.data.alignments import TermPair, write_term_pairs
 from speechreps.data.archive import format_key, load_archive, parse_word_key, save_archive
 from speechreps.data.registry import load_dataset, register_dataset
 
+from test_awe import word
+
 MODEL = "contrastive_rnn"
 CLUSTERS = {"alpha": ("c0", "c1"), "bravo": ("c2", "c3")}  # discovery splits each word over two clusters
 
@@ -35,15 +37,9 @@ def tiny_cfg(**kw):
     return awe_config_from_dict({**base, **kw})
 
 
-def token(label: str, rng, dim: int = 6) -> np.ndarray:
-    n = int(rng.integers(14, 22))
-    t = np.linspace(0, 1, n)[:, None]
-    base = np.zeros((n, dim))
-    if label == "alpha":
-        base[:, : dim // 2] = 2 * t - 1
-    else:
-        base[:, dim // 2:] = 1 - 2 * t
-    return (base + 0.3 * rng.standard_normal((n, dim))).astype(np.float32)
+def token(label: str, rng) -> np.ndarray:
+    """test_awe's made-up word, 14-21 frames long."""
+    return word(label, rng, int(rng.integers(14, 22)))
 
 
 def make_twin_datasets(root: Path, seed: int = 0) -> tuple[str, list[TermPair]]:

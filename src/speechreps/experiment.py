@@ -363,24 +363,16 @@ def _awe_comparison(config_file: Path, data_paths: Path, names: list[str], train
     dataset's discovered pairs: MFCC, the label-free frame models (types that train without pairs)
     and the track's discovered-pair models.
     """
-    from .awe.compare import compare, format_table
+    from .awe.compare import compare, format_table, label_free_inputs
     from .awe.config import load_awe_config
 
     cfg = load_awe_config(config_file)
     feature_sets: dict[str, dict[str, Path]] = {}
-    label_free: dict[str, dict[str, Path]] = {}
     for entry in training.values():
         if entry["seed"] == seed and model_types.get(entry["rep"]).awe_input:
             feature_sets.setdefault(entry["rep"], {})[entry["dataset"]] = Path(entry["ckpt_dir"])
-            if not model_types.get(entry["rep"]).uses_pairs:  # no gold pair in its training
-                label_free.setdefault(entry["rep"], {})[entry["dataset"]] = Path(entry["ckpt_dir"])
-    discovered = None
-    if zr_track:
-        discovered = dict(zr_track.get("datasets") or {})
-        for rep, dirs in (zr_track.get("models") or {}).items():
-            if model_types.get(rep).awe_input:
-                for zr, ckpt_dir in dirs.items():
-                    label_free.setdefault(rep, {})[zr] = Path(ckpt_dir)
+    discovered = dict(zr_track.get("datasets") or {}) if zr_track else None
+    label_free = label_free_inputs(feature_sets, (zr_track or {}).get("models") or {})
     t0 = time.time()
     rows = compare(data_paths, names, feature_sets, cfg, opts.run_dir / "awe", seed=seed, log=opts.log,
                    cross_lingual=opts.cross_lingual, device=opts.device, progress=opts.progress,

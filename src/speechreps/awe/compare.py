@@ -58,6 +58,25 @@ def model_title(model: str) -> str:
     return entry.title if entry else "AWE model"
 
 
+def _feature_order(feature_sets: dict) -> list[str]:
+    """Feature types in table order: MFCC, then the registry's order, then any others by name."""
+    return sorted(feature_sets, key=lambda f: (FEATURE_ORDER.index(f) if f in FEATURE_ORDER else len(FEATURE_ORDER), f))
+
+
+def label_free_inputs(feature_sets: dict[str, dict[str, str | Path]], track_models: dict[str, dict[str, str | Path]]
+                      ) -> dict[str, dict[str, Path]]:
+    """The inputs a discovered-pair job may read: the entries of ``feature_sets`` whose type trains
+    without pairs (no gold pair in its training), plus the zero-resource track's models
+    (``{type: {<dataset>_zr: checkpoint folder}}``) of types the AWE comparison takes as inputs."""
+    out = {rep: {k: Path(v) for k, v in sets.items()} for rep, sets in feature_sets.items()
+           if rep in model_types.MODEL_TYPES and not model_types.get(rep).uses_pairs}
+    for rep, dirs in track_models.items():
+        if rep in model_types.MODEL_TYPES and model_types.get(rep).awe_input:
+            for zr, ckpt_dir in dirs.items():
+                out.setdefault(rep, {})[zr] = Path(ckpt_dir)
+    return out
+
+
 @dataclass
 class CompareJob:
     """One AWE model to train: ``features`` of a frame model trained on ``trained_on`` (``None``: MFCC), on ``dataset``.
@@ -93,7 +112,7 @@ def plan(datasets: list[str], feature_sets: dict[str, dict[str, str | Path]], cr
     ``feature_sets``: ``{features: {trained_on dataset: frame-model checkpoint folder}}``.
     Cross-lingual: a model trained on ``datasets[0]`` as the input for each other dataset.
     """
-    order = sorted(feature_sets, key=lambda f: (FEATURE_ORDER.index(f) if f in FEATURE_ORDER else len(FEATURE_ORDER), f))
+    order = _feature_order(feature_sets)
     jobs = []
     for name in datasets:
         jobs.append(CompareJob("mfcc", name))
@@ -120,7 +139,7 @@ def plan_discovered(datasets: list[str], pair_sources: dict[str, str],
     trained on the dataset is read at its ``last.pt``: its ``best.pt`` was picked by the AP on the
     dataset's gold validation words.
     """
-    order = sorted(feature_sets, key=lambda f: (FEATURE_ORDER.index(f) if f in FEATURE_ORDER else len(FEATURE_ORDER), f))
+    order = _feature_order(feature_sets)
     jobs = []
     for name in datasets:
         zr = pair_sources.get(name)
@@ -357,13 +376,8 @@ def discovered_from_results(run_dir: str | Path, feature_sets: dict[str, dict[st
     discovered = dict(track.get("datasets") or {})
     if not discovered:  # a run recorded before the track listed its datasets: the registered twins
         discovered = {name: f"{name}_zr" for name in track.get("discovery") or {}}
-    label_free: dict[str, dict[str, Path]] = {}
-    for rep, sets in feature_sets.items():
-        if rep in model_types.MODEL_TYPES and not model_types.get(rep).uses_pairs:
-            label_free[rep] = dict(sets)
-    for rep in feature_sets:
-        for zr in discovered.values():
-            ck = run_dir / "models" / f"s{seed}" / zr / rep
-            if ck.is_dir():
-                label_free.setdefault(rep, {})[zr] = ck
+    # the track's models of the types compared, found in the run folder
+    track_models = {rep: {zr: run_dir / "models" / f"s{seed}" / zr / rep for zr in discovered.values()
+                          if (run_dir / "models" / f"s{seed}" / zr / rep).is_dir()} for rep in feature_sets}
+    label_free = label_free_inputs(feature_sets, track_models)
     return discovered, label_free
