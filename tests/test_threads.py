@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import subprocess
 import sys
 
@@ -19,6 +20,8 @@ from speechreps.threads import PASSIVE_ENV, configure_runtime, threads_for, trai
 from speechreps.train.trainer import Trainer, seed_everything
 
 from test_datasets import TINY_CONFIG, make_toy_dataset
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 # A parallel operation (2 threads) with sleeps between: a spinning runtime keeps burning CPU in the
 # sleeps, a passive one does not. torch: element-wise adds far above its grain size (OpenMP); numpy: a
@@ -82,6 +85,17 @@ def test_threads_per_model():
     assert threads_for(frame, torch.device("cpu"), 4) == 1 and threads_for(cae, torch.device("cpu"), 4) == 1
     assert threads_for(apc, torch.device("cpu"), 4) == 4
     assert threads_for(frame, torch.device("cuda"), 4) == 4  # constructing a device needs no GPU
+
+
+def test_small_awe_models_train_on_one_thread_and_large_ones_keep_theirs():
+    from speechreps.awe.config import load_awe_config
+    from speechreps.awe.train import build_awe_model
+
+    demo = build_awe_model(load_awe_config(CONFIGS / "demo.json"))  # 32 pairs x 64 hidden units
+    paper = build_awe_model(load_awe_config(CONFIGS / "paper.json"))  # 300 pairs x 400
+    assert threads_for(demo, torch.device("cpu"), 2) == 1
+    assert threads_for(paper, torch.device("cpu"), 2) == 2
+    assert threads_for(demo, torch.device("cuda"), 2) == 2
 
 
 @pytest.mark.parametrize("rep,expected", [("frame_ae", 1), ("frame_cae", 1), ("apc", 2)])

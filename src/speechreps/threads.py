@@ -21,7 +21,8 @@ about its idle speed (bench/contention.py measures it). So:
   runs its products on one BLAS thread (they are too small to split).
 - :func:`training_threads` picks torch's thread count while one model trains: the frame AE / CAE MLPs,
   whose operations are small, run faster on one thread even on an idle machine (a parallel region costs
-  more than their matrix products gain); the others keep every thread they were given (``--jobs``).
+  more than their matrix products gain), and so do small AWE RNNs (the demo ContrastiveRNN trained 2.3x
+  faster on one thread than on two); the others keep every thread they were given (``--jobs``).
 
 Passive waiting costs some idle speed where a step is thousands of small parallel regions (the demo APC:
 ~17,700 frames/s spinning, ~12,300 passive, 2 idle cores) and removes the cliff (with one competing
@@ -40,6 +41,12 @@ from collections.abc import Iterator
 PASSIVE_ENV = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0", "OPENBLAS_THREAD_TIMEOUT": "4"}
 # Batch kinds (speechreps.model_types) of the frame-level MLPs, which train on one thread.
 FRAME_KINDS = ("frame", "frame_pair")
+# An AWE model trains on one thread below this many (sequences per batch x encoder hidden units). A GRU
+# training step (forward, backward, Adam) on 2 idle cores, 2 threads against 1 (bench: 2 bidirectional
+# layers, 25 frames, 64 sequences): hidden 64 0.48-0.55x, 128 0.83x, 256 1.18x; the paper's CAE-RNN
+# (3 x 400, 300 sequences of 60 frames) 1.59x. The demo ContrastiveRNN (32 pairs = 64 sequences x 64):
+# one `speechreps awe train` took 59 s on one thread and 135 s on two, with the same weights.
+SMALL_AWE_WORK = 12_000
 _RUNTIMES = (
     (("OMP_WAIT_POLICY", "KMP_BLOCKTIME"), ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")),
     (("OPENBLAS_THREAD_TIMEOUT",), ("OPENBLAS_THREAD_TIMEOUT",)),
@@ -60,13 +67,23 @@ def configure_runtime(environ: os._Environ | dict | None = None) -> dict[str, st
 
 
 def threads_for(model, device, available: int) -> int:
-    """torch intra-op threads for training ``model`` on ``device`` when ``available`` are allowed: 1 for a
-    frame-level MLP on the CPU (its operations are too small to split: on 2 idle cores the frame CAE ran at
-    ~95,000 frames/s on one thread against ~65,000 on two), else ``available``."""
+    """torch intra-op threads for training ``model`` on ``device`` when ``available`` are allowed: 1 on the
+    CPU for a frame-level MLP (its operations are too small to split: on 2 idle cores the frame CAE ran at
+    ~95,000 frames/s on one thread against ~65,000 on two) and for a small AWE RNN (:data:`SMALL_AWE_WORK`),
+    else ``available``."""
     on_cpu = getattr(device, "type", str(device)) == "cpu"
-    if on_cpu and _batch_kind(model) in FRAME_KINDS:
+    if on_cpu and (_batch_kind(model) in FRAME_KINDS or _small_awe(model)):
         return 1
     return max(1, int(available))
+
+
+def _small_awe(model) -> bool:
+    """An AWE model whose recurrent work per step (2 x pairs per batch x encoder hidden units) is below
+    :data:`SMALL_AWE_WORK`."""
+    from .awe.config import AWEConfig
+
+    cfg = getattr(getattr(model, "module", model), "cfg", None)
+    return isinstance(cfg, AWEConfig) and 2 * cfg.batch_size * cfg.enc_hidden_dim < SMALL_AWE_WORK
 
 
 def _batch_kind(model) -> str | None:
