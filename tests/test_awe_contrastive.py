@@ -162,3 +162,37 @@ def test_compare_applies_the_first_datasets_models_to_the_others(tmp_path):
     log: list[str] = []
     assert compare(data_paths, ["two", "deux"], {}, cfg, tmp_path / "cmp", log=log.append) == rows
     assert not any(line.endswith("running") for line in log) and sum("up to date" in x for x in log) == 2
+
+
+def test_compare_in_worker_processes_gives_the_rows_of_one_process(tmp_path):
+    """Two jobs at once, each in a spawned process on one thread: the same rows (every job seeds
+    itself), recorded as stages, so that a rerun in one process reuses them."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_awe import make_word_dataset, tiny_cfg
+
+    from speechreps.awe.compare import compare
+    from speechreps.data.registry import register_dataset
+
+    data_paths = make_word_dataset(tmp_path)
+    other = make_word_dataset(tmp_path / "other", seed=1)
+    raw = json.loads(Path(other).read_text())
+    register_dataset(data_paths, "deux", {k[len("two_"):]: (Path(other).parent / v if k.endswith("words") else v)
+                                          for k, v in raw.items()})
+    cfg = tiny_cfg(num_epochs=2, model="contrastive_rnn", ae_num_epochs=0)
+    timing = ("train_seconds", "prepare_seconds", "eval_seconds", "ckpt_dir")
+
+    def strip(rows):
+        return [{k: v for k, v in r.items() if k not in timing} for r in rows]
+
+    one = compare(data_paths, ["two", "deux"], {}, cfg, tmp_path / "one", log=lambda m: None, workers=1)
+    log: list[str] = []
+    two = compare(data_paths, ["two", "deux"], {}, cfg, tmp_path / "two", log=log.append, workers=2)
+    assert strip(two) == strip(one) and len(two) == 3
+    assert any("2 at a time" in line for line in log)
+    assert json.loads((tmp_path / "two" / "awe_compare.json").read_text())["rows"] == two
+    rerun: list[str] = []
+    assert compare(data_paths, ["two", "deux"], {}, cfg, tmp_path / "two", log=rerun.append, workers=1) == two
+    assert sum("up to date" in x for x in rerun) == 2

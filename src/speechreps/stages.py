@@ -20,7 +20,7 @@ from . import __version__
 from .fileio import write_json
 
 
-def _load() -> float | None:
+def load_average() -> float | None:
     """The 1-minute load average (None where the OS has none)."""
     try:
         return round(os.getloadavg()[0], 2)
@@ -56,6 +56,19 @@ class StageCache:
 
     def run(self, name: str, fp: str, fn: Callable[[], Any]) -> Any:
         """Return the stage's recorded result if up to date, else run ``fn`` and record it."""
+        hit, result = self.cached(name, fp)
+        if hit:
+            return result
+        self.log(f"[{name}] running")
+        t0, load0 = time.time(), load_average()
+        result = fn()
+        self.record(name, fp, result, round(time.time() - t0, 2), [load0, load_average()])
+        return result
+
+    def cached(self, name: str, fp: str) -> tuple[bool, Any]:
+        """``(True, its recorded result)`` when stage ``name`` is up to date with fingerprint ``fp`` (and not
+        forced), logged as skipped; else ``(False, None)``. With :meth:`record`, for stages run elsewhere
+        (e.g. in worker processes)."""
         path = self._path(name)
         if path.is_file() and not self._forced(name):
             try:
@@ -67,15 +80,14 @@ class StageCache:
                 self.timings[name] = record.get("seconds", 0.0)
                 self.details[name] = {**{k: record.get(k) for k in ("seconds", "finished", "load")}, "reused": True}
                 self.log(f"[{name}] up to date, skipped")
-                return record["result"]
-        self.log(f"[{name}] running")
-        t0, load0 = time.time(), _load()
-        result = fn()
-        seconds = round(time.time() - t0, 2)
+                return True, record["result"]
+        return False, None
+
+    def record(self, name: str, fp: str, result: Any, seconds: float, load: list[float | None]) -> None:
+        """Write stage ``name``'s record: its result, fingerprint, wall ``seconds`` and load average before and after."""
         self.timings[name] = seconds
-        finished, load = time.strftime("%Y-%m-%dT%H:%M:%S"), [load0, _load()]
+        finished = time.strftime("%Y-%m-%dT%H:%M:%S")
         self.details[name] = {"seconds": seconds, "finished": finished, "load": load, "reused": False}
-        write_json(path, {"name": name, "fingerprint": fp, "seconds": seconds, "finished": finished, "load": load,
-                          "result": result})
+        write_json(self._path(name), {"name": name, "fingerprint": fp, "seconds": seconds, "finished": finished,
+                                      "load": load, "result": result})
         self.log(f"[{name}] done in {seconds:.1f} s")
-        return result

@@ -78,11 +78,15 @@ def threads_for(model, device, available: int) -> int:
 
 
 def _small_awe(model) -> bool:
-    """An AWE model whose recurrent work per step (2 x pairs per batch x encoder hidden units) is below
-    :data:`SMALL_AWE_WORK`."""
+    """An AWE model of a :func:`small_awe_config`."""
+    return small_awe_config(getattr(getattr(model, "module", model), "cfg", None))
+
+
+def small_awe_config(cfg) -> bool:
+    """An AWE config whose recurrent work per step (2 x pairs per batch x encoder hidden units) is below
+    :data:`SMALL_AWE_WORK`: its model trains on one thread on the CPU."""
     from .awe.config import AWEConfig
 
-    cfg = getattr(getattr(model, "module", model), "cfg", None)
     return isinstance(cfg, AWEConfig) and 2 * cfg.batch_size * cfg.enc_hidden_dim < SMALL_AWE_WORK
 
 

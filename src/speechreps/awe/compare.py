@@ -250,7 +250,8 @@ def compare(data_paths: str | Path, datasets: list[str], feature_sets: dict[str,
             out_dir: str | Path, seed: int = 0, log: Callable[[str], None] = print, cross_lingual: bool = True,
             device: Any = None, progress: bool = False, force: bool = False,
             discovered: dict[str, str] | None = None,
-            discovered_features: dict[str, dict[str, str | Path]] | None = None) -> list[dict]:
+            discovered_features: dict[str, dict[str, str | Path]] | None = None,
+            workers: int | None = None) -> list[dict]:
     """Train an AWE model per input feature type (see the module docstring); returns the rows, writes the table.
 
     ``feature_sets``: ``{features: {trained_on dataset: frame-model checkpoint folder}}`` (MFCC is
@@ -264,6 +265,10 @@ def compare(data_paths: str | Path, datasets: list[str], feature_sets: dict[str,
     pseudo-labelled validation terms, scored on the dataset's gold words (:func:`plan_discovered`), for
     MFCC and the label-free ``discovered_features`` (same layout as ``feature_sets``). No cross-lingual
     rows for them.
+
+    ``workers``: jobs trained at once, each in its own process on one thread (default
+    :func:`default_workers`: one per CPU thread for a small model on the CPU, else 1, in this process).
+    Every job seeds itself, so the rows do not depend on it.
     """
     from ..stages import StageCache
 
@@ -273,19 +278,96 @@ def compare(data_paths: str | Path, datasets: list[str], feature_sets: dict[str,
     if discovered:
         jobs += plan_discovered(datasets, discovered, discovered_features or {})
     cache = StageCache(out_dir, force, log=log)  # the main job's stage records: out_dir/stages/<job>.json
-    rows, transfer = [], []
-    for i, job in enumerate(jobs, 1):
-        log(f"awe compare: job {i}/{len(jobs)}")
+    done: dict[int, dict] = {}
+    todo: list[tuple[int, CompareJob, list[str], str]] = []
+    for i, job in enumerate(jobs):
         others = datasets[1:] if cross_lingual and job.dataset == datasets[0] and job.pairs_from is None else []
         fp = _fingerprint(job, dataclasses.replace(config, seed=seed), seed, Path(data_paths), others)
-        row = cache.run(job.stage(seed), fp, lambda: run_job(
-            job, Path(data_paths), config, out_dir, seed, device, log, progress, apply_to=others, fingerprint=fp))
-        rows.append({k: v for k, v in row.items() if k != "transfer"})
-        transfer += row.get("transfer", [])
-        write_json(out_dir / "awe_compare.json", {"config": awe_config_to_dict(config), "seed": seed, "rows": rows + transfer})
-    rows += transfer
+        hit, row = cache.cached(job.stage(seed), fp)
+        if hit:
+            done[i] = row
+        else:
+            todo.append((i, job, others, fp))
+
+    def finished(i: int, row: dict) -> None:  # rows so far, in job order, so an interrupted run leaves a table
+        done[i] = row
+        rows = [done[k] for k in sorted(done)]
+        write_json(out_dir / "awe_compare.json", {"config": awe_config_to_dict(config), "seed": seed,
+                                                  "rows": _flatten(rows)})
+
+    n_workers = min(len(todo), workers if workers is not None else default_workers(config, device))
+    if n_workers <= 1:
+        for n, (i, job, others, fp) in enumerate(todo, 1):
+            log(f"awe compare: job {n}/{len(todo)} to train ({len(jobs)} in all)")
+            finished(i, cache.run(job.stage(seed), fp, lambda: run_job(
+                job, Path(data_paths), config, out_dir, seed, device, log, progress, apply_to=others, fingerprint=fp)))
+    else:
+        _run_in_workers(todo, n_workers, cache, finished, Path(data_paths), config, out_dir, seed, device, log)
+    rows = _flatten([done[k] for k in sorted(done)])
     write_text(out_dir / "awe_compare.md", format_table(rows) + "\n")
     return rows
+
+
+def _flatten(rows: list[dict]) -> list[dict]:
+    """The jobs' rows, then their models' rows on the other datasets (``transfer``)."""
+    return ([{k: v for k, v in r.items() if k != "transfer"} for r in rows]
+            + [t for r in rows for t in r.get("transfer", [])])
+
+
+def default_workers(config: AWEConfig, device: Any) -> int:
+    """How many AWE jobs to train at once: one per allowed CPU thread when the model trains on one
+    thread anyway (:func:`speechreps.threads.small_awe_config`: the demo ContrastiveRNN), else 1."""
+    import torch
+
+    from ..threads import small_awe_config
+
+    on_cpu = getattr(device, "type", str(device or "cpu")) == "cpu" and not (device is None and torch.cuda.is_available())
+    return max(1, torch.get_num_threads()) if on_cpu and small_awe_config(config) else 1
+
+
+def _worker_init(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _worker_job(job: CompareJob, data_paths: Path, config: AWEConfig, out_dir: Path, seed: int, others: list[str],
+                fp: str) -> tuple[dict, float, list]:
+    """One job in a worker process: its row, wall seconds and load average before and after."""
+    from ..stages import load_average
+
+    t0, load0 = time.time(), load_average()
+    name = job.stage(seed)
+    row = run_job(job, data_paths, config, out_dir, seed, "cpu", lambda m: print(f"[{name}] {m}", flush=True),
+                  False, apply_to=others, fingerprint=fp)
+    return row, round(time.time() - t0, 2), [load0, load_average()]
+
+
+def _run_in_workers(todo, n_workers: int, cache, finished: Callable[[int, dict], None], data_paths: Path,
+                    config: AWEConfig, out_dir: Path, seed: int, device: Any, log: Callable[[str], None]) -> None:
+    """The jobs of ``todo`` in ``n_workers`` processes of one torch thread each (small AWE models gain
+    nothing from a second thread, see threads.py, so N at once train N times as fast); each result is
+    recorded by ``cache`` in this process as it arrives. A failed job stops the rest and raises."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    log(f"awe compare: {len(todo)} jobs to train, {n_workers} at a time (one thread each)")
+    # spawn, not fork: the parent's torch / OpenMP threads do not survive a fork
+    with cf.ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                                initargs=(1,)) as pool:
+        futures = {}
+        for i, job, others, fp in todo:
+            futures[pool.submit(_worker_job, job, data_paths, config, out_dir, seed, others, fp)] = (i, job, fp)
+            log(f"[{job.stage(seed)}] queued")
+        try:
+            for fut in cf.as_completed(futures):
+                i, job, fp = futures[fut]
+                row, seconds, load = fut.result()
+                cache.record(job.stage(seed), fp, row, seconds, load)
+                finished(i, row)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def format_table(rows: list[dict], split: str = "test") -> str:

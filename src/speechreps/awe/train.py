@@ -121,7 +121,9 @@ def train_awe(cfg: AWEConfig, ds, inputs: InputFeatures, ckpt_dir: str | Path, p
     history: list[dict[str, Any]] = []
     if entry.pretrain and cfg.ae_num_epochs > 0 and load_from_epoch is None:
         pre_dir = ckpt_dir / entry.pretrain
-        pre_cfg = dataclasses.replace(cfg, num_epochs=cfg.ae_num_epochs, learning_rate=cfg.ae_learning_rate or cfg.learning_rate,
+        # pre-training counts epochs (ae_num_epochs) even when the main phase has a step budget
+        pre_cfg = dataclasses.replace(cfg, num_epochs=cfg.ae_num_epochs, num_steps=0, steps_per_epoch=0,
+                                      learning_rate=cfg.ae_learning_rate or cfg.learning_rate,
                                       lr_milestones=[m for m in cfg.lr_milestones if m <= cfg.ae_num_epochs])
         have = ckpt.saved_epochs(pre_dir)
         if have and have[-1] >= pre_cfg.num_epochs:
@@ -149,7 +151,9 @@ def _phase(model, data_and_what: tuple[Any, str], cfg: AWEConfig, out_dir: Path,
 
     data, what = data_and_what
     train_set = TrainingSet.bucketed(data, cfg, what)
-    log(f"awe: {name} training on {train_set.describe} for {cfg.num_epochs} epochs into {out_dir}")
+    budget = (f"{cfg.num_steps} steps ({cfg.num_steps // (cfg.steps_per_epoch or cfg.num_steps)} blocks of "
+              f"{cfg.steps_per_epoch or cfg.num_steps})" if cfg.num_steps else f"{cfg.num_epochs} epochs")
+    log(f"awe: {name} training on {train_set.describe} for {budget} into {out_dir}")
     trainer = Trainer(model, train_set, cfg, out_dir, name, device=device, validate=validate, progress=progress,
                       log=log, tensorboard=tensorboard)
     res = trainer.fit(load_from_epoch=load_from_epoch)
