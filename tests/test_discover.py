@@ -236,3 +236,33 @@ def test_zero_resource_selection_compares_pseudo_and_gold_picks(tmp_path):
     sel = _selection(tmp_path)
     assert (sel["pseudo_epoch"], sel["gold_epoch"], sel["same"]) == (2, 3, False)
     assert sel["gold_ap_at_pseudo_epoch"] == 0.45 and sel["epochs"] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("rep", ["capc", "frame_cae"])
+def test_discovered_pair_models_get_the_gold_models_steps(tmp_path, rep):
+    """An epoch budget becomes the gold-pair model's steps (epochs x its batches per epoch), so fewer
+    discovered pairs do not mean less training; a step budget, or a dataset without gold pairs, stays."""
+    import dataclasses
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_datasets import TINY_CONFIG, make_toy_dataset
+
+    from speechreps.config import config_from_dict
+    from speechreps.data.datasets import make_training_set
+    from speechreps.data.registry import load_dataset, register_dataset
+    from speechreps.model_types import MODEL_TYPES
+    from speechreps.zero_resource import gold_step_budget
+
+    data_paths = make_toy_dataset(tmp_path / "toy")
+    cfg = config_from_dict({**TINY_CONFIG[rep], "num_epochs": 3}, rep)
+    gold = make_training_set(MODEL_TYPES[rep].batch_kind, cfg, load_dataset(data_paths, "toy"))
+    budget = gold_step_budget(rep, cfg, data_paths, "toy")
+    assert len(gold.sampler) > 1
+    assert (budget.num_steps, budget.steps_per_epoch) == (3 * len(gold.sampler), len(gold.sampler))
+    stepped = dataclasses.replace(cfg, num_steps=7, steps_per_epoch=7)
+    assert gold_step_budget(rep, stepped, data_paths, "toy") is stepped
+    raw = json.loads(Path(data_paths).read_text())  # the same utterances, no pairs and no word tokens
+    register_dataset(data_paths, "bare", {k[len("toy_"):]: v for k, v in raw.items() if k.endswith("utterances")})
+    assert gold_step_budget(rep, cfg, data_paths, "bare") is cfg

@@ -165,6 +165,21 @@ def test_rerun_skips_everything_and_a_changed_config_reruns_only_its_model(main_
     assert {name.split(":")[1] for name in ran if name.startswith("train:")} == {"frame_ae", "frame_cae"}, ran
 
 
+def test_a_copied_run_folder_reuses_every_stage(main_job, tmp_path):
+    """No stage's fingerprint holds the run folder's path (the frame CAE's initialiser is named by its
+    stage's fingerprint), so a run folder copied elsewhere is up to date."""
+    import dataclasses
+    import shutil
+
+    opts, _, _ = main_job
+    run_main_job(dataclasses.replace(opts, log=lambda m: None))  # after the tests above changed the config
+    copy = tmp_path / "copied_run"
+    shutil.copytree(opts.run_dir, copy)
+    log: list[str] = []
+    run_main_job(dataclasses.replace(opts, run_dir=copy, log=log.append))
+    assert not any(line.endswith("running") for line in log), [x for x in log if x.endswith("running")]
+
+
 def test_awe_flag_adds_the_cae_rnn_comparison_to_the_report(main_job, tmp_path):
     opts, _, _ = main_job
     log: list[str] = []

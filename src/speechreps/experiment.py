@@ -303,6 +303,11 @@ def _model_stages(opts: MainJobOptions, types: list[str], config_file: Path, dat
                 cfg = _seed_config(config_file, rep, seed, trained_dirs[name])
                 deps = {s: config_to_dict(cfg if s == rep else _seed_config(config_file, s, seed, trained_dirs[name]))
                         for s in model_types.get(rep).sections()}
+                init_key = model_types.get(rep).init_key
+                if init_from in trained_dirs[name] and init_key:
+                    # this run's initialiser: its fingerprint (below) stands for it, not its folder's path,
+                    # so that a copied or moved run folder reuses the stage
+                    deps[rep] = {**deps[rep], init_key: f"this run's {init_from}"}
                 ckpt_dir = opts.run_dir / "models" / f"s{seed}" / name / rep
                 fp_train = fingerprint("train", rep, deps, data_fps[name], seed,
                                        training.get(f"{init_from}:{name}:s{seed}", {}).get("fingerprint"))

@@ -9,7 +9,8 @@ For each dataset:
 2. a dataset ``<ds>_zr`` registered in ``data_paths.json``: the same utterances, the discovered
    pairs as ``train_pairs``, the discovered validation terms as ``validation_words``;
 3. ``zr-train:<type>:<ds>:s<seed>``: the types that train on word pairs (registry: ``uses_pairs``;
-   CAPC and frame CAE) trained on ``<ds>_zr``. ``best.pt`` is picked
+   CAPC and frame CAE) trained on ``<ds>_zr``, for as many steps as the same model on the gold pairs
+   (:func:`gold_step_budget`: fewer pairs would otherwise mean fewer steps). ``best.pt`` is picked
    by the AP on the discovered validation terms (model selection without labels); the gold
    validation AP is logged beside it (``ref_val_ap``) only to report which epoch it would have picked;
 4. ``zr-evaluate:...``: the model scored on the gold validation and test words like every other row;
@@ -113,6 +114,28 @@ def _selection(ckpt_dir: Path) -> dict:
             "gold_ap_at_pseudo_epoch": pseudo["ref_val_ap"], "gold_ap_best": gold["ref_val_ap"]}
 
 
+def gold_step_budget(rep: str, cfg, data_paths: Path, name: str):
+    """``cfg`` with the budget of the same model trained on ``name``'s gold pairs, in steps (its epochs x
+    its batches per epoch), when ``cfg`` counts epochs: a discovered-pair model then trains as many steps
+    as its upper bound although it has fewer pairs (with the demo's epoch budget the CAPC of synth_en got
+    98 steps from 1,558 discovered pairs against 259 from 4,142 gold ones). Unchanged when the config
+    gives ``num_steps`` (the same on any corpus already) or ``name`` has no gold training pairs."""
+    import dataclasses
+
+    from .data.datasets import make_training_set
+    from .data.registry import load_dataset
+    from .errors import UserError
+
+    if cfg.num_steps:
+        return cfg
+    try:
+        gold = make_training_set(model_types.get(rep).batch_kind, cfg, load_dataset(data_paths, name))
+    except UserError:  # no gold pairs (a user's dataset without alignments): the config's epochs
+        return cfg
+    per_epoch = len(gold.sampler)
+    return dataclasses.replace(cfg, num_steps=per_epoch * cfg.num_epochs, steps_per_epoch=per_epoch)
+
+
 def run_track(config_file: Path, data_paths: Path, names: list[str], data_fps: dict[str, str], training: dict,
               types: list[str], seed: int, opts, cache) -> dict:
     """Run (or reuse) the track's stages for ``seed``; returns ``{"rows", "discovery", "selection", "figure",
@@ -139,6 +162,7 @@ def run_track(config_file: Path, data_paths: Path, names: list[str], data_fps: d
             init = training.get(f"{model_types.get(rep).init_from}:{name}:s{seed}")
             cfg = _seed_config(config_file, rep, seed, {model_types.get(rep).init_from: Path(init["ckpt_dir"])}
                                if init else {})
+            cfg = gold_step_budget(rep, cfg, data_paths, name)
             ckpt_dir = opts.run_dir / "models" / f"s{seed}" / zr / rep
             fp = fingerprint("zr-train", rep, config_to_dict(cfg), data_fps[name], disc["train"]["stats"], seed,
                              init and init.get("fingerprint"))
