@@ -133,23 +133,31 @@ def test_cli_train_and_evaluate_a_contrastive_model(small_corpus, tmp_path, caps
     assert all(v.shape == (1, 32) for v in load_archive(out).values())
 
 
-def test_compare_applies_the_first_datasets_models_to_the_others(tmp_path):
-    """The cross-lingual row of an AWE model: trained on dataset 'two', scored as it is on 'deux'."""
+def _two_word_datasets(tmp_path):
+    """Datasets 'two' and 'deux' (test_awe's word dataset, two seeds) in one data_paths.json, and a tiny
+    ContrastiveRNN config."""
     import sys
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).parent))
     from test_awe import make_word_dataset, tiny_cfg
 
-    from speechreps.awe.compare import compare, format_table
-    from speechreps.data.registry import load_dataset, register_dataset
+    from speechreps.data.registry import register_dataset
 
     data_paths = make_word_dataset(tmp_path)
     other = make_word_dataset(tmp_path / "other", seed=1)
     raw = json.loads(Path(other).read_text())
     register_dataset(data_paths, "deux", {k[len("two_"):]: (Path(other).parent / v if k.endswith("words") else v)
                                           for k, v in raw.items()})
-    cfg = tiny_cfg(num_epochs=2, model="contrastive_rnn", ae_num_epochs=0)
+    return data_paths, tiny_cfg(num_epochs=2, model="contrastive_rnn", ae_num_epochs=0)
+
+
+def test_compare_applies_the_first_datasets_models_to_the_others(tmp_path):
+    """The cross-lingual row of an AWE model: trained on dataset 'two', scored as it is on 'deux'."""
+    from speechreps.awe.compare import compare, format_table
+    from speechreps.data.registry import load_dataset
+
+    data_paths, cfg = _two_word_datasets(tmp_path)
     rows = compare(data_paths, ["two", "deux"], {}, cfg, tmp_path / "cmp", log=lambda m: None)
     assert [(r["features"], r.get("awe_trained_on"), r["dataset"]) for r in rows] == [
         ("mfcc", None, "two"), ("mfcc", None, "deux"), ("mfcc", "two", "deux")]
@@ -167,21 +175,9 @@ def test_compare_applies_the_first_datasets_models_to_the_others(tmp_path):
 def test_compare_in_worker_processes_gives_the_rows_of_one_process(tmp_path):
     """Two jobs at once, each in a spawned process on one thread: the same rows (every job seeds
     itself), recorded as stages, so that a rerun in one process reuses them."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_awe import make_word_dataset, tiny_cfg
-
     from speechreps.awe.compare import compare
-    from speechreps.data.registry import register_dataset
 
-    data_paths = make_word_dataset(tmp_path)
-    other = make_word_dataset(tmp_path / "other", seed=1)
-    raw = json.loads(Path(other).read_text())
-    register_dataset(data_paths, "deux", {k[len("two_"):]: (Path(other).parent / v if k.endswith("words") else v)
-                                          for k, v in raw.items()})
-    cfg = tiny_cfg(num_epochs=2, model="contrastive_rnn", ae_num_epochs=0)
+    data_paths, cfg = _two_word_datasets(tmp_path)
     timing = ("train_seconds", "prepare_seconds", "eval_seconds", "ckpt_dir")
 
     def strip(rows):
