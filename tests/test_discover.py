@@ -266,3 +266,53 @@ def test_discovered_pair_models_get_the_gold_models_steps(tmp_path, rep):
     raw = json.loads(Path(data_paths).read_text())  # the same utterances, no pairs and no word tokens
     register_dataset(data_paths, "bare", {k[len("toy_"):]: v for k, v in raw.items() if k.endswith("utterances")})
     assert gold_step_budget(rep, cfg, data_paths, "bare") is cfg
+
+
+def test_discovery_on_a_label_free_models_features(tmp_path, monkeypatch):
+    """``--discover-on apc``: discovery reads the model's features of the utterances (last.pt), the pairs
+    index the utterances' frames and the discovered terms are cut from the MFCCs, the twin's feature space."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_datasets import TINY_CONFIG, make_toy_dataset
+
+    from speechreps.config import config_from_dict
+    from speechreps.data.datasets import make_training_set
+    from speechreps.data.registry import load_dataset
+    from speechreps.errors import UserError
+    from speechreps.models import build_model
+    from speechreps.train.trainer import Trainer, seed_everything
+    from speechreps import zero_resource
+    from speechreps.zero_resource import _discover_stage, _learned_utterances, check_discover_on
+
+    # the toy words are short and the tiny model barely trained: a loose threshold, so that pairs exist
+    monkeypatch.setattr(zero_resource, "LEARNED_DTW_Z", 1.0)
+    monkeypatch.setattr(zero_resource, "LEARNED_Z_CURVE", (1.0,))
+
+    data_paths = make_toy_dataset(tmp_path / "toy")
+    ds = load_dataset(data_paths, "toy")
+    cfg = config_from_dict({**TINY_CONFIG["apc"], "num_epochs": 1, "validate_every": 0}, "apc")
+    seed_everything(0)
+    model = build_model("apc", cfg)
+    Trainer(model, make_training_set("utterance", cfg, ds), cfg, tmp_path / "apc", "apc", device="cpu",
+            progress=False, log=lambda s: None, tensorboard=False).fit()
+    mfcc = load_archive(ds.utterances("train"))
+    learned = _learned_utterances(tmp_path / "apc", "apc", mfcc, 1, "cpu")
+    assert learned.keys() == mfcc.keys()
+    assert all(learned[k].shape[0] == mfcc[k].shape[0] and learned[k].shape[1] != mfcc[k].shape[1] for k in mfcc)
+
+    result = _discover_stage(data_paths, "toy", None, tmp_path / "disc", 1, on=("apc", tmp_path / "apc"))
+    train = result["train"]
+    assert train["features"] == "apc" and train["stats"]["n_pairs"] > 0
+    terms = load_archive(train["files"]["terms"])
+    assert terms and all(v.shape[1] == 13 for v in terms.values())  # MFCC frames, not the model's
+    for p in read_term_pairs(train["files"]["pairs"]):
+        assert 0 <= p.start1 < p.end1 and 0 <= p.start2 < p.end2
+
+    check_discover_on(None, [])  # MFCCs
+    check_discover_on("apc", ["apc"])
+    for rep, types, message in [("capc", ["capc"], "trains on word pairs"), ("cpc", ["apc"], "trains no cpc"),
+                                ("nope", ["apc"], "unknown --discover-on type")]:
+        with pytest.raises(UserError, match=message):
+            check_discover_on(rep, types)

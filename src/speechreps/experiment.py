@@ -77,6 +77,7 @@ class MainJobOptions:
     device: str | None = None
     cross_lingual: bool = True
     awe: bool = False
+    discover_on: str | None = None  # --discover: discover on this label-free type's features, not MFCCs
     encoders: list[Path] = field(default_factory=list)  # pretrained model folders (--encoder), extra rows
     discover: bool = False  # the zero-resource track (speechreps.zero_resource): discovered pairs
     progress: bool = True
@@ -222,6 +223,10 @@ def run_main_job(opts: MainJobOptions) -> Path:
         from .awe.config import load_awe_config
 
         load_awe_config(config_file)
+    if opts.discover:
+        from .zero_resource import check_discover_on
+
+        check_discover_on(opts.discover_on, types)
     if opts.encoders:
         from .encoders.job import check_encoders
 

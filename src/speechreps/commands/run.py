@@ -54,6 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(speechreps discover, no transcription), train CAPC and frame CAE on them (best epoch "
                         "picked without labels) and report them beside the gold-pair models, with the "
                         "discovery's own scores")
+    p.add_argument("--discover-on", metavar="TYPE", default=None,
+                   help="with --discover: discover on the features of this run's TYPE model (one trained without "
+                        "labels, e.g. cpc; its last.pt) instead of MFCCs; implies --discover")
     p.add_argument("--jobs", type=int, default=None, help="CPU threads/processes (default: all cores)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -76,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         only=args.only, seeds=args.seeds, base_seed=args.seed,
         corpus_minutes=args.corpus_minutes, corpus_speakers=args.corpus_speakers, force=force,
         jobs=args.jobs, device=args.device, cross_lingual=not args.no_cross_lingual, awe=args.awe,
-        encoders=args.encoder, discover=args.discover,
+        encoders=args.encoder, discover=args.discover or args.discover_on is not None, discover_on=args.discover_on,
         progress=not args.no_progress,
     )
     report = run_main_job(opts)
