@@ -2,7 +2,8 @@
 
 For each dataset:
 
-1. ``discover:<ds>``: term discovery (:mod:`speechreps.discover`) on the training utterances, and on
+1. ``discover:<ds>``: term discovery (:mod:`speechreps.discover`) on the training utterances' MFCCs
+   (or, ``--discover-on TYPE``, on the features of the run's label-free TYPE model), and on
    the validation utterances (their discovered terms become a *pseudo-labelled* validation set:
    cluster ids as word labels); scored against the gold alignment where the built-in corpus has
    one (ZeroSpeech measures), with NED against coverage over DTW thresholds for the plot;

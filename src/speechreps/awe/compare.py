@@ -332,13 +332,13 @@ def _worker_init(threads: int) -> None:
 
 
 def _worker_job(job: CompareJob, data_paths: Path, config: AWEConfig, out_dir: Path, seed: int, others: list[str],
-                fp: str) -> tuple[dict, float, list]:
+                fp: str, device: str) -> tuple[dict, float, list]:
     """One job in a worker process: its row, wall seconds and load average before and after."""
     from ..stages import load_average
 
     t0, load0 = time.time(), load_average()
     name = job.stage(seed)
-    row = run_job(job, data_paths, config, out_dir, seed, "cpu", lambda m: print(f"[{name}] {m}", flush=True),
+    row = run_job(job, data_paths, config, out_dir, seed, device, lambda m: print(f"[{name}] {m}", flush=True),
                   False, apply_to=others, fingerprint=fp)
     return row, round(time.time() - t0, 2), [load0, load_average()]
 
@@ -357,7 +357,8 @@ def _run_in_workers(todo, n_workers: int, cache, finished: Callable[[int, dict],
                                 initargs=(1,)) as pool:
         futures = {}
         for i, job, others, fp in todo:
-            futures[pool.submit(_worker_job, job, data_paths, config, out_dir, seed, others, fp)] = (i, job, fp)
+            futures[pool.submit(_worker_job, job, data_paths, config, out_dir, seed, others, fp,
+                                str(device or "cpu"))] = (i, job, fp)
             log(f"[{job.stage(seed)}] queued")
         try:
             for fut in cf.as_completed(futures):
