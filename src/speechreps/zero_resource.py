@@ -264,7 +264,8 @@ def markdown(track: dict, main_rows: list[dict], seed: int) -> str:
     on = sorted({d["train"].get("features", "mfcc") for d in track["discovery"].values()})
     on_text = "MFCCs" if on == ["mfcc"] else f"the features of this run's {', '.join(on)} model (last.pt)"
     lines = [f"Pairs found by `speechreps discover` on each language's training audio (no transcription), on "
-             f"{on_text}, the correspondence models trained on them for as many steps as on the gold pairs, and "
+             f"{on_text}, the correspondence models trained on them (for as many steps as on the gold pairs where "
+             "the config counts epochs), and "
              "best.pt picked by AP on terms discovered in the validation audio (no labels). NED and coverage use "
              "each word's letters as its phones.", "",
              "| dataset | minutes of audio | discovery s | pairs | terms | clusters | NED (clusters) | NED (pair file) | "
