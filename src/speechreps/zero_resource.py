@@ -144,7 +144,7 @@ def gold_step_budget(rep: str, cfg, data_paths: Path, name: str):
     """``cfg`` with the budget of the same model trained on ``name``'s gold pairs, in steps (its epochs x
     its batches per epoch), when ``cfg`` counts epochs: a discovered-pair model then trains as many steps
     as its upper bound although it has fewer pairs (with the demo's epoch budget the CAPC of synth_en got
-    98 steps from 1,558 discovered pairs against 259 from 4,142 gold ones). Unchanged when the config
+    100 steps from 1,558 discovered pairs against 260 from 4,142 gold ones). Unchanged when the config
     gives ``num_steps`` (the same on any corpus already) or ``name`` has no gold training pairs."""
     import dataclasses
 
