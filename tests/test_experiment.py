@@ -178,6 +178,9 @@ def test_a_copied_run_folder_reuses_every_stage(main_job, tmp_path):
     log: list[str] = []
     run_main_job(dataclasses.replace(opts, run_dir=copy, log=log.append))
     assert not any(line.endswith("running") for line in log), [x for x in log if x.endswith("running")]
+    # and it reads its own checkpoints, not the original folder's
+    training = json.loads((copy / "results.json").read_text())["training"]
+    assert training and all(Path(t["ckpt_dir"]).is_relative_to(copy) for t in training.values())
 
 
 def test_awe_flag_adds_the_cae_rnn_comparison_to_the_report(main_job, tmp_path):

@@ -321,8 +321,9 @@ def _model_stages(opts: MainJobOptions, types: list[str], config_file: Path, dat
                 if "val_curve" not in res:  # recorded by an older version
                     res = dict(zip(("curve", "val_curve"), training_curves(ckpt_dir)), **{
                         k: v for k, v in res.items() if k not in ("curve", "val_curve")})
-                training[f"{rep}:{name}:s{seed}"] = {**res, "fingerprint": fp_train, "rep": rep, "dataset": name,
-                                                     "seed": seed}
+                # the checkpoints are in this run folder's layout, whichever folder recorded the stage (a copy)
+                training[f"{rep}:{name}:s{seed}"] = {**res, "ckpt_dir": str(ckpt_dir), "fingerprint": fp_train,
+                                                     "rep": rep, "dataset": name, "seed": seed}
                 layer_table += cache.run(
                     f"layers:{rep}:{name}:s{seed}", fingerprint("layers", fp_train, data_fps[name], VAL_MAX_TOKENS),
                     lambda: layer_rows(rep, ckpt_dir, data_paths, name, seed, opts.jobs, opts.device))
