@@ -192,3 +192,21 @@ def test_compare_in_worker_processes_gives_the_rows_of_one_process(tmp_path):
     rerun: list[str] = []
     assert compare(data_paths, ["two", "deux"], {}, cfg, tmp_path / "two", log=rerun.append, workers=1) == two
     assert sum("up to date" in x for x in rerun) == 2
+
+
+def test_default_workers_one_per_thread_for_small_models_only():
+    from pathlib import Path
+
+    from speechreps.awe.compare import MAX_WORKERS, default_workers
+    from speechreps.awe.config import load_awe_config
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    demo, paper = load_awe_config(configs / "demo.json"), load_awe_config(configs / "paper.json")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert (default_workers(demo, "cpu"), default_workers(paper, "cpu"), default_workers(demo, "cuda")) == (2, 1, 1)
+        torch.set_num_threads(MAX_WORKERS + 4)  # a many-core machine: capped (each worker holds its own data)
+        assert default_workers(demo, "cpu") == MAX_WORKERS
+    finally:
+        torch.set_num_threads(before)

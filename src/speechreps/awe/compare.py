@@ -314,15 +314,21 @@ def _flatten(rows: list[dict]) -> list[dict]:
             + [t for r in rows for t in r.get("transfer", [])])
 
 
+# At most this many AWE jobs at once: each worker holds its own copy of the dataset and frame model
+# (about 1 GB each on the built-in corpus), so a many-core machine should not start one per core.
+MAX_WORKERS = 8
+
+
 def default_workers(config: AWEConfig, device: Any) -> int:
-    """How many AWE jobs to train at once: one per allowed CPU thread when the model trains on one
-    thread anyway (:func:`speechreps.threads.small_awe_config`: the demo ContrastiveRNN), else 1."""
+    """How many AWE jobs to train at once: one per allowed CPU thread (at most :data:`MAX_WORKERS`)
+    when the model trains on one thread anyway (:func:`speechreps.threads.small_awe_config`: the demo
+    ContrastiveRNN), else 1."""
     import torch
 
     from ..threads import small_awe_config
 
     on_cpu = getattr(device, "type", str(device or "cpu")) == "cpu" and not (device is None and torch.cuda.is_available())
-    return max(1, torch.get_num_threads()) if on_cpu and small_awe_config(config) else 1
+    return max(1, min(torch.get_num_threads(), MAX_WORKERS)) if on_cpu and small_awe_config(config) else 1
 
 
 def _worker_init(threads: int) -> None:
