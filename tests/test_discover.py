@@ -284,7 +284,9 @@ def test_discovery_on_a_label_free_models_features(tmp_path, monkeypatch):
     from speechreps.models import build_model
     from speechreps.train.trainer import Trainer, seed_everything
     from speechreps import zero_resource
-    from speechreps.zero_resource import _discover_stage, _learned_utterances, check_discover_on
+    from speechreps.extract import utterance_features
+    from speechreps.trained import load_trained_model
+    from speechreps.zero_resource import _discover_stage, check_discover_on
 
     # the toy words are short and the tiny model barely trained: a loose threshold, so that pairs exist
     monkeypatch.setattr(zero_resource, "LEARNED_DTW_Z", 1.0)
@@ -298,7 +300,8 @@ def test_discovery_on_a_label_free_models_features(tmp_path, monkeypatch):
     Trainer(model, make_training_set("utterance", cfg, ds), cfg, tmp_path / "apc", "apc", device="cpu",
             progress=False, log=lambda s: None, tensorboard=False).fit()
     mfcc = load_archive(ds.utterances("train"))
-    learned = _learned_utterances(tmp_path / "apc", "apc", mfcc, 1, "cpu")
+    trained = load_trained_model(tmp_path / "apc", "apc", prefer="last")[0]
+    learned = utterance_features(trained, mfcc)[trained.default_layer]
     assert learned.keys() == mfcc.keys()
     assert all(learned[k].shape[0] == mfcc[k].shape[0] and learned[k].shape[1] != mfcc[k].shape[1] for k in mfcc)
 

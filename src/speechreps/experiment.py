@@ -164,6 +164,17 @@ def _seed_config(config_file: Path, rep: str, seed: int, trained: dict[str, Path
     return cfg
 
 
+def stage_config(rep: str, cfg: TrainingConfig, run_init: bool) -> dict:
+    """``cfg`` as a stage fingerprint holds it. With ``run_init`` (it starts from this run's ``init_from``
+    model) the initialiser's path is left out: the stage's fingerprint holds that model's fingerprint
+    instead, so that a copied or moved run folder reuses the stage."""
+    out = config_to_dict(cfg)
+    init_key = model_types.get(rep).init_key
+    if run_init and init_key:
+        out[init_key] = f"this run's {model_types.get(rep).init_from}"
+    return out
+
+
 def _train(rep: str, cfg: TrainingConfig, config_file: Path, ckpt_dir: Path, data_paths: Path, name: str,
            opts: MainJobOptions, reference: str | None = None) -> dict:
     from .pipeline import RunOptions, train
@@ -308,11 +319,7 @@ def _model_stages(opts: MainJobOptions, types: list[str], config_file: Path, dat
                 cfg = _seed_config(config_file, rep, seed, trained_dirs[name])
                 deps = {s: config_to_dict(cfg if s == rep else _seed_config(config_file, s, seed, trained_dirs[name]))
                         for s in model_types.get(rep).sections()}
-                init_key = model_types.get(rep).init_key
-                if init_from in trained_dirs[name] and init_key:
-                    # this run's initialiser: its fingerprint (below) stands for it, not its folder's path,
-                    # so that a copied or moved run folder reuses the stage
-                    deps[rep] = {**deps[rep], init_key: f"this run's {init_from}"}
+                deps[rep] = stage_config(rep, cfg, init_from in trained_dirs[name])
                 ckpt_dir = opts.run_dir / "models" / f"s{seed}" / name / rep
                 fp_train = fingerprint("train", rep, deps, data_fps[name], seed,
                                        training.get(f"{init_from}:{name}:s{seed}", {}).get("fingerprint"))

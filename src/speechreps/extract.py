@@ -162,9 +162,15 @@ def extract_utterances(
     """
     from .data.archive import load_archive
 
-    utterances = load_archive(ds.utterances(split))
+    feats = utterance_features(model, load_archive(ds.utterances(split)), layers, device)
+    return [save_archive(Path(save_path) / f"{ds.name}_{split}_utterances_{rep_type}_{name}.npz", arrays)
+            for name, arrays in feats.items()]
+
+
+def utterance_features(model: torch.nn.Module, utterances: Mapping[str, np.ndarray], layers: Sequence[str] | None = None,
+                       device: torch.device | str = "cpu") -> dict[str, dict[str, np.ndarray]]:
+    """``{layer: {key: (T, d)}}``: a model's features of whole utterances (default: its default layer), same keys."""
     keys = list(utterances)
     layers = list(layers or [model.default_layer])
     enc = encode_segments(model, [utterances[k] for k in keys], layers, device)
-    return [save_archive(Path(save_path) / f"{ds.name}_{split}_utterances_{rep_type}_{name}.npz",
-                         dict(zip(keys, enc[name]))) for name in layers]
+    return {name: dict(zip(keys, enc[name])) for name in layers}

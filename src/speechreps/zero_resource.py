@@ -52,18 +52,6 @@ def _gold_words(opts, name: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def _learned_utterances(ckpt_dir: Path, rep: str, utterances: dict, jobs: int | None, device: Any) -> dict:
-    """Whole-utterance features of a trained model's ``last.pt`` (its default layer), same keys."""
-    from .extract import encode_segments
-    from .trained import load_trained_model, setup_device
-
-    device = setup_device(device, jobs)
-    model, _, _ = load_trained_model(ckpt_dir, rep, prefer="last", device=device)
-    keys = list(utterances)
-    enc = encode_segments(model, [utterances[k] for k in keys], [model.default_layer], device)
-    return dict(zip(keys, enc[model.default_layer]))
-
-
 def _discover_stage(data_paths: Path, name: str, gold: Path | None, out: Path, jobs: int | None,
                     on: tuple[str, Path] | None = None, device: Any = None) -> dict:
     """Discovery on the training and validation audio of ``name``: on its MFCCs, or (``on``: ``(type,
@@ -81,11 +69,17 @@ def _discover_stage(data_paths: Path, name: str, gold: Path | None, out: Path, j
     ds = load_dataset(data_paths, name)
     cfg = DiscoverConfig(jobs=jobs) if on is None else DiscoverConfig(jobs=jobs, dtw_z=LEARNED_DTW_Z)
     z_curve = Z_CURVE if on is None else LEARNED_Z_CURVE
+    if on is not None:  # the label-free model, its last.pt: picking best.pt used gold validation words
+        from .extract import utterance_features
+        from .trained import load_trained_model, setup_device
+
+        device = setup_device(device, jobs)
+        model = load_trained_model(on[1], on[0], prefer="last", device=device)[0]
     result: dict[str, Any] = {}
     for split in ("train", "validation"):
         mfcc = load_archive(ds.utterances(split))
         t0 = time.time()
-        utterances = mfcc if on is None else _learned_utterances(on[1], on[0], mfcc, jobs, device)
+        utterances = mfcc if on is None else utterance_features(model, mfcc, device=device)[model.default_layer]
         loose = discover(utterances, DiscoverConfig.from_dict({**cfg.to_dict(), "dtw_z": min(z_curve)}))
         null_median, null_mad = loose.stats["null_median"], loose.stats["null_mad"]
         threshold = null_median - cfg.dtw_z * 1.4826 * null_mad
@@ -162,13 +156,11 @@ def gold_step_budget(rep: str, cfg, data_paths: Path, name: str):
     return dataclasses.replace(cfg, num_steps=per_epoch * cfg.num_epochs, steps_per_epoch=per_epoch)
 
 
-def _discovery_model(opts, training: dict, name: str, seed: int) -> tuple[str, Path] | None:
-    """``(type, checkpoint folder)`` of ``--discover-on``'s model trained on ``name`` in this run, or None (MFCCs)."""
+def _discovery_model(opts, training: dict, name: str, seed: int) -> dict | None:
+    """The training record of ``--discover-on``'s model of ``name`` in this run (checked by
+    :func:`check_discover_on` before training), or None: discovery on MFCCs."""
     rep = getattr(opts, "discover_on", None)
-    if rep in (None, "mfcc"):
-        return None
-    check_discover_on(rep, [t["rep"] for t in training.values() if t.get("dataset") == name])
-    return rep, Path(training[f"{rep}:{name}:s{seed}"]["ckpt_dir"])
+    return None if rep in (None, "mfcc") else training[f"{rep}:{name}:s{seed}"]
 
 
 def check_discover_on(rep: str | None, types: list[str]) -> None:
@@ -189,8 +181,7 @@ def run_track(config_file: Path, data_paths: Path, names: list[str], data_fps: d
     """Run (or reuse) the track's stages for ``seed``; returns ``{"rows", "discovery", "selection", "figure",
     "datasets", "models"}`` (``datasets``: ``{dataset: <dataset>_zr}``; ``models``: ``{type: {<dataset>_zr:
     checkpoint folder}}``, the AWE comparison's discovered-pair inputs)."""
-    from .config import config_to_dict
-    from .experiment import _evaluate_model, _seed_config, _train
+    from .experiment import _evaluate_model, _seed_config, _train, stage_config
     from .stages import fingerprint
 
     reps = [t for t in types if model_types.get(t).uses_pairs]
@@ -201,9 +192,10 @@ def run_track(config_file: Path, data_paths: Path, names: list[str], data_fps: d
     for name in names:
         gold = _gold_words(opts, name)
         out = opts.run_dir / "discover" / name
-        on = _discovery_model(opts, training, name, seed)
+        model = _discovery_model(opts, training, name, seed)
+        on = None if model is None else (model["rep"], Path(model["ckpt_dir"]))
         fp_disc = fingerprint("discover", data_fps[name], str(gold),
-                              *([] if on is None else [on[0], training[f"{on[0]}:{name}:s{seed}"]["fingerprint"]]))
+                              *([] if model is None else [model["rep"], model["fingerprint"]]))
         disc = cache.run(f"discover:{name}", fp_disc,
                          lambda: _discover_stage(data_paths, name, gold, out, opts.jobs, on, opts.device))
         discovery[name] = disc
@@ -215,8 +207,8 @@ def run_track(config_file: Path, data_paths: Path, names: list[str], data_fps: d
                                if init else {})
             cfg = gold_step_budget(rep, cfg, data_paths, name)
             ckpt_dir = opts.run_dir / "models" / f"s{seed}" / zr / rep
-            fp = fingerprint("zr-train", rep, config_to_dict(cfg), data_fps[name], disc["train"]["stats"], seed,
-                             init and init.get("fingerprint"))
+            fp = fingerprint("zr-train", rep, stage_config(rep, cfg, init is not None), data_fps[name],
+                             disc["train"]["stats"], seed, init and init.get("fingerprint"))
             cache.run(f"zr-train:{rep}:{name}:s{seed}", fp,
                       lambda: _train(rep, cfg, config_file, ckpt_dir, data_paths, zr, opts, reference=name))
             selection[f"{rep}:{name}"] = _selection(ckpt_dir)

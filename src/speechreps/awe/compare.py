@@ -327,7 +327,8 @@ def default_workers(config: AWEConfig, device: Any) -> int:
 
     from ..threads import small_awe_config
 
-    on_cpu = getattr(device, "type", str(device or "cpu")) == "cpu" and not (device is None and torch.cuda.is_available())
+    requested = device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
+    on_cpu = torch.device(requested).type == "cpu"
     return max(1, min(torch.get_num_threads(), MAX_WORKERS)) if on_cpu and small_awe_config(config) else 1
 
 
