@@ -259,3 +259,42 @@ def test_cpc_negatives_from_speaker_or_own_utterance(monkeypatch, source):
 def test_cpc_negatives_from_is_validated():
     with pytest.raises(UserError, match="negatives_from"):
         config_from_dict(dict(TINY["cpc"], negatives_from="batch"), "cpc")
+
+
+@pytest.mark.parametrize("steps", [1, 3, 7])
+def test_cpc_loss_equals_a_loop_over_frames_and_steps(monkeypatch, steps):
+    """The vectorised InfoNCE loss equals the textbook one, written as plain loops: for every real target
+    frame u and step k with a prediction frame u - k - 1 >= 0, cross-entropy of the prediction's scores
+    against z_u (first) and the frame's negatives; mean over each step's pairs, then over the steps."""
+    from speechreps.models import cpc as cpc_module
+
+    drawn = {}
+
+    def keep(valid, groups, n):
+        drawn["neg"] = sample_negatives(valid, groups, n)
+        return drawn["neg"]
+
+    monkeypatch.setattr(cpc_module, "sample_negatives", keep)
+    torch.manual_seed(0)
+    model = build_model("cpc", config_from_dict(dict(TINY["cpc"], num_pred_steps=steps, dropout=0.0), "cpc"))
+    lengths = torch.tensor([20, 13, 6, 20])
+    batch = UtteranceBatch(torch.randn(4, 20, D), lengths, torch.tensor([0, 0, 1, 1]))
+    loss, _ = model.loss(batch)
+    with torch.no_grad():
+        z = model.encoder(batch.feats)
+        c, _ = model.context(z)
+        Z = z.shape[-1]
+        preds = model.predictors(c).reshape(4, 20, steps, Z)
+        per_step = []
+        for k in range(steps):
+            terms = []
+            for b in range(4):
+                for u in range(k + 1, int(lengths[b])):
+                    guess = preds[b, u - k - 1, k]
+                    cands = torch.cat([z[b, u][None], z.reshape(-1, Z)[drawn["neg"][b, u]]])
+                    scores = cands @ guess / math.sqrt(Z)
+                    terms.append(torch.logsumexp(scores, 0) - scores[0])
+            if terms:
+                per_step.append(torch.stack(terms).mean())
+        expected = torch.stack(per_step).mean()
+    assert torch.allclose(loss.detach(), expected, rtol=1e-5, atol=1e-6)
