@@ -376,3 +376,56 @@ def test_run_corpus_zero_resource(tmp_path, capsys):
     assert all(0 < r["ap"] <= 1 for r in rows)
     assert "all DTW AP" in (tmp_path / "run" / "table.md").read_text()
     assert main(["run", "--corpus", str(corpus), "--dataset", "x"]) == 2
+
+
+def test_run_zero_resource_corpus_trains_pair_models_on_discovered_pairs_only(tmp_path, capsys, monkeypatch):
+    """On a zero-resource corpus the word tokens are the evaluation words, so no model may train on their
+    gold pairs: CAPC / frame CAE (and --awe) are refused without --discover, in one line before any
+    training; with it they train on pairs discovered in all the audio (read at last.pt: nothing labelled
+    to pick a checkpoint) and are scored on all the words, beside MFCC and the label-free models."""
+    import dataclasses
+
+    from speechreps import zero_resource
+    from speechreps.discover import config as discover_config
+
+    @dataclasses.dataclass(frozen=True)
+    class ToneDiscovery(discover_config.DiscoverConfig):  # 0.6 s tones in 18 utterances: short windows, a loose threshold
+        window_lengths: tuple[int, ...] = (20, 30)
+        hop: int = 3
+        dtw_z: float = 2.0
+
+    monkeypatch.setattr(discover_config, "DiscoverConfig", ToneDiscovery)
+    monkeypatch.setattr(zero_resource, "Z_CURVE", (2.0,))
+    corpus = user_layout(tmp_path / "mycorpus")
+    net = {"learning_rate": 0.003, "batch_size": 64, "input_dim": 39, "hidden_dim": 16, "num_layers": 2,
+           "bottleneck_dim": 8}
+    cfg = tmp_path / "tiny.json"
+    cfg.write_text(json.dumps({"frame_ae": {**net, "num_steps": 10, "validate_every": 0},
+                               "frame_cae": {**net, "num_steps": 10, "validate_every": 1},
+                               "awe": {"model": "contrastive_rnn", "learning_rate": 0.001, "num_epochs": 1,
+                                       "batch_size": 8, "embedding_dim": 8, "enc_hidden_dim": 8, "enc_num_layers": 1}}))
+    common = ["--corpus", str(corpus), "--zero-resource", "--config", str(cfg), "--out", str(tmp_path / "run"),
+              "--data-dir", str(tmp_path / "data"), "--no-progress", "--jobs", "1"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for extra, message in ((["--only", "frame_ae,frame_cae"], "--only frame_cae: frame_cae trains on word pairs"),
+                               (["--only", "frame_ae", "--awe"], "--awe: mycorpus has no gold word pairs")):
+            assert main(["run", *common, *extra]) == 2
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and message in err and "add --discover" in err and "Traceback" not in err
+        assert not (tmp_path / "run" / "models").exists()  # refused before any training
+        assert main(["run", *common, "--only", "frame_ae,frame_cae", "--discover"]) == 0
+    out = capsys.readouterr().out
+    assert "mycorpus has no gold word pairs (zero-resource), so there they train on discovered pairs only" in out
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert {(r["features"], r["trained_on"], r["split"]) for r in results["rows"]} == {
+        ("mfcc", None, "all"), ("frame_ae", "mycorpus", "all")}
+    track = results["zero_resource"]
+    assert list(track["discovery"]["mycorpus"]) == ["train"] and track["discovery"]["mycorpus"]["train"]["stats"]["n_pairs"] > 0
+    assert [(r["features"], r["trained_on"], r["split"]) for r in track["rows"] if r["distance"] == "dtw"] == [
+        ("frame_cae", "mycorpus_zr", "all")]
+    assert all(0 < r["ap"] <= 1 for r in track["rows"])
+    twin = load_dataset(tmp_path / "data" / "data_paths.json", "mycorpus_zr")
+    assert twin.zero_resource and twin.train_pairs is not None and not twin.has_word_tokens("validation")
+    assert not (tmp_path / "run" / "models" / "s0" / "mycorpus_zr" / "frame_cae" / "best.pt").exists()
+    assert "| mycorpus | frame_cae | " in (tmp_path / "run" / "report.md").read_text()

@@ -264,13 +264,15 @@ def _run_stages(opts: MainJobOptions, types: list[str], config_file: Path, confi
     else:
         data_paths, names, data_fps = builtin_datasets(opts, cache)
 
+    types, pairless = _pair_sources(opts, types, data_paths, names)
     rows: list[dict] = []
     for name in names:
         rows += cache.run(f"baseline:{name}", fingerprint("baseline", data_fps[name]),
                           lambda: _baseline(data_paths, name, opts))
 
     seeds = [opts.base_seed + k for k in range(opts.seeds)]
-    model_rows, layer_table, training = _model_stages(opts, types, config_file, data_paths, names, data_fps, seeds, cache)
+    model_rows, layer_table, training = _model_stages(opts, types, config_file, data_paths, names, data_fps, seeds, cache,
+                                                      pairless)
     rows += model_rows
 
     encoder_section = None
@@ -304,10 +306,49 @@ def _run_stages(opts: MainJobOptions, types: list[str], config_file: Path, confi
     return report
 
 
+def _pair_sources(opts: MainJobOptions, types: list[str], data_paths: Path, names: list[str]) -> tuple[list[str], set[str]]:
+    """The types to train and the datasets without gold word pairs (``pairless``: zero-resource ones,
+    whose word tokens are the evaluation words, or ones without alignments).
+
+    Types that train on pairs (CAPC, frame CAE) are trained on a pairless dataset only in the
+    zero-resource track (``--discover``: on discovered pairs). Where no dataset has pairs and there is
+    no ``--discover``, they are dropped with a notice, or refused when ``--only`` names them; ``--awe``
+    is refused there (its models train on pairs too)."""
+    from .data.registry import load_dataset
+
+    pairless = {n for n in names if not load_dataset(data_paths, n).has_training_pairs()}
+    pair_types = [t for t in types if model_types.get(t).uses_pairs]
+    if not pairless or opts.discover:
+        if pairless and pair_types:
+            opts.log(f"{', '.join(pair_types)}: {', '.join(sorted(pairless))} has no gold word pairs (zero-resource), "
+                     "so there they train on discovered pairs only")
+        return types, pairless
+    where = ", ".join(sorted(pairless))
+    if opts.awe and pairless == set(names):
+        raise UserError(f"--awe: {where} has no gold word pairs (a zero-resource dataset: its word tokens are the "
+                        "evaluation words); add --discover to train the AWE models on pairs discovered in the audio")
+    if not pair_types:
+        return types, pairless
+    if pairless != set(names):
+        opts.log(f"{', '.join(pair_types)}: not trained on {where}, which has no gold word pairs (add --discover to "
+                 "train them on discovered pairs)")
+        return types, pairless
+    asked = [t for t in pair_types if t in (opts.only or [])]
+    if asked:
+        raise UserError(f"--only {','.join(asked)}: {', '.join(asked)} trains on word pairs and {where} has none (a "
+                        "zero-resource dataset: its word tokens are the evaluation words); add --discover to train "
+                        "on pairs discovered in the audio")
+    opts.log(f"{', '.join(pair_types)} skipped: {where} has no gold word pairs (zero-resource); add --discover to "
+             "train them on pairs discovered in the audio")
+    return [t for t in types if t not in pair_types], pairless
+
+
 def _model_stages(opts: MainJobOptions, types: list[str], config_file: Path, data_paths: Path, names: list[str],
-                  data_fps: dict[str, str], seeds: list[int], cache: StageCache) -> tuple[list[dict], list[dict], dict]:
+                  data_fps: dict[str, str], seeds: list[int], cache: StageCache,
+                  pairless: set[str] = frozenset()) -> tuple[list[dict], list[dict], dict]:
     """Train, per-layer-score and evaluate every type on every dataset for every seed (stages 4-5);
-    returns the table rows, the per-layer rows and the training records."""
+    returns the table rows, the per-layer rows and the training records. A type that trains on pairs
+    is not trained here on a ``pairless`` dataset (see :func:`_pair_sources`)."""
     rows: list[dict] = []
     layer_table: list[dict] = []
     training: dict[str, dict] = {}
@@ -316,6 +357,8 @@ def _model_stages(opts: MainJobOptions, types: list[str], config_file: Path, dat
         for rep in types:
             init_from = model_types.get(rep).init_from
             for name in names:
+                if name in pairless and model_types.get(rep).uses_pairs:
+                    continue
                 cfg = _seed_config(config_file, rep, seed, trained_dirs[name])
                 deps = {s: config_to_dict(cfg if s == rep else _seed_config(config_file, s, seed, trained_dirs[name]))
                         for s in model_types.get(rep).sections()}
@@ -405,10 +448,14 @@ def _awe_comparison(config_file: Path, data_paths: Path, names: list[str], train
              "selection. Their inputs are label-free too: MFCC, models trained without pairs (read at their last.pt, "
              "marked \"(last.pt)\", as gold validation AP picked their best.pt), and the track's models trained on "
              "discovered pairs (frame model trained on `<dataset>_zr`). Every row is scored on the dataset's gold words.")
-    return (f"{model_title(cfg.model)} (config section `awe`, seed {seed}) on each input feature type, beside downsampling "
+    head = (f"{model_title(cfg.model)} (config section `awe`, seed {seed}) on each input feature type, beside downsampling "
             f"({cfg.downsample_n} frames, {cfg.downsample_method}); same-different AP of the embeddings, cosine "
-            f"distance.{pairs} Test words:\n\n{format_table(rows, 'test')}\n\nValidation words:\n\n"
-            f"{format_table(rows, 'validation')}")
+            f"distance.{pairs}")
+    titles = {"test": "Test words", "validation": "Validation words",
+              "all": "All words of a zero-resource dataset (no gold-pair rows: its words are the evaluation words)"}
+    parts = [f"{title}:\n\n{format_table([r for r in rows if f'{split}_{cfg.model}_ap' in r], split)}"
+             for split, title in titles.items() if any(f"{split}_{cfg.model}_ap" in r for r in rows)]
+    return head + " " + "\n\n".join(parts)
 
 
 def _version(module: str) -> str:

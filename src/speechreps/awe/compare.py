@@ -275,6 +275,11 @@ def compare(data_paths: str | Path, datasets: list[str], feature_sets: dict[str,
     out_dir = Path(out_dir)
     datasets = list(datasets)
     jobs = plan(datasets, feature_sets, cross_lingual)
+    from ..data.registry import load_dataset
+
+    # no gold-pair job on a dataset without gold pairs (zero-resource: its words are the evaluation words)
+    pairless = {n for n in datasets if not load_dataset(data_paths, n).has_training_pairs()}
+    jobs = [j for j in jobs if j.dataset not in pairless]
     if discovered:
         jobs += plan_discovered(datasets, discovered, discovered_features or {})
     cache = StageCache(out_dir, force, log=log)  # the main job's stage records: out_dir/stages/<job>.json
@@ -304,7 +309,8 @@ def compare(data_paths: str | Path, datasets: list[str], feature_sets: dict[str,
     else:
         _run_in_workers(todo, n_workers, cache, finished, Path(data_paths), config, out_dir, seed, device, log)
     rows = _flatten([done[k] for k in sorted(done)])
-    write_text(out_dir / "awe_compare.md", format_table(rows) + "\n")
+    split = "test" if any(k.startswith("test_") for r in rows for k in r) or not rows else "all"  # all: zero-resource
+    write_text(out_dir / "awe_compare.md", format_table(rows, split) + "\n")
     return rows
 
 

@@ -191,9 +191,10 @@ def read_input_spec(ckpt_dir: str | Path) -> tuple[InputSpec | None, dict]:
     return InputSpec(**{k: v for k, v in raw.items() if k in names}), raw
 
 
-def evaluate_awe(ds, inputs: InputFeatures, model=None, cfg: AWEConfig | None = None, splits=("validation", "test"),
+def evaluate_awe(ds, inputs: InputFeatures, model=None, cfg: AWEConfig | None = None, splits=None,
                  device: Any = "cpu") -> dict[str, dict[str, Any]]:
-    """Same-different AP of downsampled embeddings and (with ``model``) the model's embeddings per split.
+    """Same-different AP of downsampled embeddings and (with ``model``) the model's embeddings per split
+    (default: the dataset's evaluation splits, validation and test, or ``all`` of a zero-resource one).
 
     Returns ``{split: {"downsample": SameDiffResult.to_dict(), <model type>: ..., "n_tokens": N}}``,
     the model type being ``model.cfg.model`` (``cae_rnn`` or ``contrastive_rnn``).
@@ -203,6 +204,7 @@ def evaluate_awe(ds, inputs: InputFeatures, model=None, cfg: AWEConfig | None = 
 
     cfg = cfg or (model.cfg if model is not None else AWEConfig())
     out: dict[str, dict[str, Any]] = {}
+    splits = ds.evaluation_splits() if splits is None else splits
     for split in splits:
         if not ds.has_word_tokens(split):
             continue

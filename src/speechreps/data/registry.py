@@ -101,6 +101,12 @@ class DatasetPaths:
         except UserError:
             return False
 
+    def has_training_pairs(self) -> bool:
+        """Whether models that train on word pairs (CAPC, frame CAE, AWE) have pairs here without a
+        ``--pairs`` file: a registered term-pair file, or training word tokens (their ground-truth pairs).
+        A zero-resource dataset has neither: its word tokens are the evaluation words."""
+        return self.train_pairs is not None or self.has_word_tokens("train")
+
     def speaker_rule(self, archive: Path | None = None) -> SpeakerRule:
         """The configured rule, else one guessed from the utterance ids of ``archive``."""
         if self.speaker_rule_spec:
