@@ -261,7 +261,8 @@ def markdown(track: dict, main_rows: list[dict], seed: int) -> str:
     lines = [f"Pairs found by `speechreps discover` on each language's training audio (no transcription), on "
              f"{on_text}, the correspondence models trained on them (for as many steps as on the gold pairs where "
              "the config counts epochs), and "
-             "best.pt picked by AP on terms discovered in the validation audio (no labels). NED and coverage use "
+             "best.pt picked by AP on terms discovered in the validation audio (no labels; a zero-resource dataset "
+             "has no validation audio, and its models are read at last.pt). NED and coverage use "
              "each word's letters as its phones.", "",
              "| dataset | minutes of audio | discovery s | pairs | terms | clusters | NED (clusters) | NED (pair file) | "
              "coverage | grouping F | token F | type F | boundary F |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
