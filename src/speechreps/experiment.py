@@ -445,7 +445,8 @@ def _awe_comparison(config_file: Path, data_paths: Path, names: list[str], train
              " Training pairs: \"gold\", the dataset's ground-truth word pairs (an upper bound); \"discovered\", "
              "the pairs of the zero-resource track's term discovery (`<dataset>_zr`), best.pt picked by the AP on the "
              "terms discovered in the validation audio (cluster ids as labels; on a zero-resource dataset, which has "
-             "no validation audio, the last checkpoint): no word label used in training or selection. Their inputs are label-free too: MFCC, models trained without pairs (read at their last.pt, "
+             "no validation audio, the last checkpoint): no word label used in training or selection. Their inputs "
+             "are label-free too: MFCC, models trained without pairs (read at their last.pt, "
              "marked \"(last.pt)\", as gold validation AP picked their best.pt), and the track's models trained on "
              "discovered pairs (frame model trained on `<dataset>_zr`). Every row is scored on the dataset's gold words.")
     head = (f"{model_title(cfg.model)} (config section `awe`, seed {seed}) on each input feature type, beside downsampling "
