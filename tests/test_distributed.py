@@ -73,6 +73,12 @@ def _worker(rank: int, world: int, port: int, root: str) -> None:
         Trainer(cpc, ts, cfg, root_p / "cpc", "cpc", device="cpu", progress=False, log=lambda s: None,
                 tensorboard=False).fit()
         torch.save(cpc.state_dict(), root_p / f"cpc_rank{rank}.pt")
+        # both ranks done before either tears gloo down: one CI run saw a rank abort at teardown
+        # ("terminate called without an active exception"); only on success, so a failed rank never hangs the other
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.barrier()
     finally:
         import torch.distributed as dist
 
