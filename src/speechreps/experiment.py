@@ -424,7 +424,7 @@ def _awe_comparison(config_file: Path, data_paths: Path, names: list[str], train
     dataset's discovered pairs: MFCC, the label-free frame models (types that train without pairs)
     and the track's discovered-pair models.
     """
-    from .awe.compare import compare, format_table, label_free_inputs
+    from .awe.compare import compare, format_table, label_free_inputs, scored_splits
     from .awe.config import load_awe_config
 
     cfg = load_awe_config(config_file)
@@ -454,8 +454,8 @@ def _awe_comparison(config_file: Path, data_paths: Path, names: list[str], train
             f"distance.{pairs}")
     titles = {"test": "Test words", "validation": "Validation words",
               "all": "All words of a zero-resource dataset (no gold-pair rows: its words are the evaluation words)"}
-    parts = [f"{title}:\n\n{format_table([r for r in rows if f'{split}_{cfg.model}_ap' in r], split)}"
-             for split, title in titles.items() if any(f"{split}_{cfg.model}_ap" in r for r in rows)]
+    parts = [f"{titles[split]}:\n\n{format_table([r for r in rows if f'{split}_{cfg.model}_ap' in r], split)}"
+             for split in scored_splits(rows, cfg.model)]
     return head + " " + "\n\n".join(parts)
 
 

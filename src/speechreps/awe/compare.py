@@ -309,8 +309,7 @@ def compare(data_paths: str | Path, datasets: list[str], feature_sets: dict[str,
     else:
         _run_in_workers(todo, n_workers, cache, finished, Path(data_paths), config, out_dir, seed, device, log)
     rows = _flatten([done[k] for k in sorted(done)])
-    split = "test" if any(k.startswith("test_") for r in rows for k in r) or not rows else "all"  # all: zero-resource
-    write_text(out_dir / "awe_compare.md", format_table(rows, split) + "\n")
+    write_text(out_dir / "awe_compare.md", format_table(rows, (scored_splits(rows, config.model) or ["test"])[0]) + "\n")
     return rows
 
 
@@ -382,6 +381,12 @@ def _run_in_workers(todo, n_workers: int, cache, finished: Callable[[int, dict],
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
+
+
+def scored_splits(rows: list[dict], model: str) -> list[str]:
+    """The splits the rows hold AWE scores of, in table order: test, validation, then ``all`` (a
+    zero-resource dataset's one split)."""
+    return [s for s in ("test", "validation", "all") if any(f"{s}_{model}_ap" in r for r in rows)]
 
 
 def format_table(rows: list[dict], split: str = "test") -> str:
