@@ -172,6 +172,37 @@ def test_compare_applies_the_first_datasets_models_to_the_others(tmp_path):
     assert not any(line.endswith("running") for line in log) and sum("up to date" in x for x in log) == 2
 
 
+def test_compare_reuses_its_jobs_in_a_copied_run_and_data_folder(tmp_path):
+    """A run folder copied with its data (times kept, as ``cp -a`` does) reuses every AWE job: the
+    stage fingerprints hold no absolute path. A changed archive in the copy reruns the jobs that read it."""
+    import shutil
+
+    from speechreps.awe.compare import compare
+
+    src = tmp_path / "src"
+    src.mkdir()
+    data_paths, cfg = _two_word_datasets(src)
+    rows = compare(data_paths, ["two", "deux"], {}, cfg, src / "cmp", log=lambda m: None)
+    moved = tmp_path / "moved"
+    shutil.copytree(src, moved)  # copy2: sizes and modification times kept
+    log: list[str] = []
+    assert compare(moved / "data_paths.json", ["two", "deux"], {}, cfg, moved / "cmp", log=log.append) == rows
+    assert not any(line.endswith("running") for line in log) and sum("up to date" in x for x in log) == 2
+    # 'deux' (the other language's stand-in) changes: 'two''s model is applied to it and 'deux''s trains
+    # on it, so both jobs run again
+    import os
+
+    words = moved / "other" / "two" / "test_words.npz"
+    os.utime(words, (words.stat().st_atime, words.stat().st_mtime + 100))
+    log.clear()
+    again = compare(moved / "data_paths.json", ["two", "deux"], {}, cfg, moved / "cmp", log=log.append)
+    assert sum(line.endswith("running") for line in log) == 2
+    def scores(rows):
+        return [{k: v for k, v in r.items() if k.endswith(("_ap", "_cross_speaker")) or k == "dataset"} for r in rows]
+
+    assert scores(again) == scores(rows) and len(scores(rows)[0]) > 4
+
+
 def test_compare_in_worker_processes_gives_the_rows_of_one_process(tmp_path):
     """Two jobs at once, each in a spawned process on one thread: the same rows (every job seeds
     itself), recorded as stages, so that a rerun in one process reuses them."""

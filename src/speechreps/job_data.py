@@ -70,11 +70,5 @@ def user_datasets(opts: MainJobOptions) -> tuple[Path, list[str], dict[str, str]
     data_paths = resolve_data_paths(opts.data_paths)
     fps = {}
     for name in opts.datasets or []:
-        ds = load_dataset(data_paths, name)
-        stamp = []
-        for p in [*ds.data.values(), *ds.words.values(), ds.train_pairs]:
-            if p is not None and p.is_file():
-                st = p.stat()
-                stamp.append((str(p), st.st_size, int(st.st_mtime)))
-        fps[name] = fingerprint("user-dataset", stamp)
+        fps[name] = fingerprint("user-dataset", load_dataset(data_paths, name).stamp())
     return data_paths, list(opts.datasets or []), fps

@@ -197,7 +197,7 @@ def run_track(config_file: Path, data_paths: Path, names: list[str], data_fps: d
         out = opts.run_dir / "discover" / name
         model = _discovery_model(opts, training, name, seed)
         on = None if model is None else (model["rep"], Path(model["ckpt_dir"]))
-        fp_disc = fingerprint("discover", data_fps[name], str(gold),
+        fp_disc = fingerprint("discover", data_fps[name], gold is not None,  # its content is in data_fps
                               *([] if model is None else [model["rep"], model["fingerprint"]]))
         disc = cache.run(f"discover:{name}", fp_disc,
                          lambda: _discover_stage(data_paths, name, gold, out, opts.jobs, on, opts.device))

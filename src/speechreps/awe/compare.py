@@ -157,22 +157,23 @@ def plan_discovered(datasets: list[str], pair_sources: dict[str, str],
 
 
 def _fingerprint(job: CompareJob, cfg: AWEConfig, seed: int, data_paths: Path, apply_to: list[str]) -> str:
-    stamp: list[Any] = [job.features, job.dataset, job.trained_on, seed, awe_config_to_dict(cfg), str(Path(data_paths).resolve())]
+    """What decides a job's row: its config and seed, the files of every dataset it reads (scored on,
+    trained on, applied to; :meth:`~speechreps.data.registry.DatasetPaths.stamp`: names, sizes and
+    times, no folders) and its frame model's checkpoint (file name, size, time). No absolute path, so
+    that a run folder moved or copied with its data (``cp -a``) reuses its AWE jobs."""
+    from ..data.registry import load_dataset
+
+    stamp: list[Any] = [job.features, job.dataset, job.trained_on, seed, awe_config_to_dict(cfg)]
+    for name in [job.dataset, *([job.pairs_from] if job.pairs_from else []), *apply_to]:
+        stamp.append([name, load_dataset(data_paths, name).stamp()])
     if apply_to:
         stamp.append(apply_to)
-    if job.pairs_from is not None:
-        from ..data.registry import load_dataset
-
-        # the discovered pairs and validation terms: a new discovery is a new job
-        train = load_dataset(data_paths, job.pairs_from)
-        stamp.append([job.pairs_from] + [[str(p), p.stat().st_size, int(p.stat().st_mtime)] if p is not None and p.is_file()
-                                         else str(p) for p in (train.train_pairs, train.words.get("validation"))])
     if job.frame_model is not None:
         from ..train import checkpoint as ckpt
 
         p = ckpt.find_checkpoint(job.frame_model, prefer=job.frame_checkpoint)
         st = p.stat()
-        stamp += [str(p.resolve()), st.st_size, int(st.st_mtime)]
+        stamp += [p.name, st.st_size, int(st.st_mtime)]
     return hashlib.sha256(json.dumps(stamp, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -107,6 +107,22 @@ class DatasetPaths:
         A zero-resource dataset has neither: its word tokens are the evaluation words."""
         return self.train_pairs is not None or self.has_word_tokens("train")
 
+    def stamp(self) -> list[list]:
+        """What identifies this dataset's files for a stage fingerprint: per present file its role,
+        file name, size and modification time, and the speaker rule. No folder: a run and data folder
+        moved or copied with its times (``cp -a``, ``rsync -a``) keeps its stages up to date."""
+        roles: list[tuple[str, Path | None]] = [
+            *((f"data:{s}", p) for s, p in sorted(self.data.items())),
+            *((f"words:{s}", p) for s, p in sorted(self.words.items())),
+            ("train_pairs", self.train_pairs), ("word_1_train", self.word_1_train),
+            ("word_2_train", self.word_2_train), ("aligned_train", self.aligned_train)]
+        out: list[list] = [["speaker_rule", self.speaker_rule_spec]]
+        for role, p in roles:
+            if p is not None and p.is_file():
+                st = p.stat()
+                out.append([role, p.name, st.st_size, int(st.st_mtime)])
+        return out
+
     def speaker_rule(self, archive: Path | None = None) -> SpeakerRule:
         """The configured rule, else one guessed from the utterance ids of ``archive``."""
         if self.speaker_rule_spec:
