@@ -21,18 +21,18 @@ from speechreps.data.archive import load_archive
 from speechreps.errors import UserError
 
 
-def reference_nt_xent(z, ids, labels, temperature, mask_same_label):
-    """NT-Xent written out loop by loop: row i's positive is (i + B) mod 2B."""
+def reference_nt_xent(z, ids, labels, temperature, mask_same_label, row=None):
+    """NT-Xent written out loop by loop: row i's positive is (i + B) mod 2B (``row``: that row's loss only)."""
     z = [v / np.linalg.norm(v) for v in z.astype(np.float64)]
     n = len(z)
     total = 0.0
-    for i in range(n):
+    for i in range(n) if row is None else [row]:
         p = (i + n // 2) % n
         others = [j for j in range(n) if j != i and ids[j] != ids[i] and not (mask_same_label and labels[j] == labels[i])]
         candidates = sorted(set(others) | {p})
         logits = {j: float(z[i] @ z[j]) / temperature for j in candidates}
         total += -logits[p] + math.log(sum(math.exp(v) for v in logits.values()))
-    return total / n
+    return total / n if row is None else total
 
 
 @pytest.mark.parametrize("mask_same_label", [False, True])
@@ -44,6 +44,26 @@ def test_nt_xent_equals_the_slow_reference(mask_same_label):
     loss, acc = nt_xent(torch.from_numpy(z), torch.from_numpy(ids), torch.from_numpy(labels), 0.2, mask_same_label)
     assert loss.item() == pytest.approx(reference_nt_xent(z, ids, labels, 0.2, mask_same_label), rel=1e-5)
     assert 0.0 <= acc <= 1.0
+
+
+def test_nt_xent_drop_hardest_keeps_the_lowest_loss_pairs_only():
+    """With ``drop_hardest``, the loss is the reference NT-Xent over the rows of the kept pairs: the
+    pair whose partners point away from each other (a wrong positive) is the one left out."""
+    rng = np.random.default_rng(1)
+    z = rng.standard_normal((8, 6)).astype(np.float32)
+    z[4:7] = z[0:3] + 0.05 * rng.standard_normal((3, 6)).astype(np.float32)  # pairs 0-2: partners close
+    z[7] = -z[3]  # pair 3: its partners opposite, the hardest
+    ids, labels = np.arange(8), np.array([0, 1, 2, 3, 0, 1, 2, 3])
+    args = (torch.from_numpy(ids), torch.from_numpy(labels), 0.2)
+    loss, _ = nt_xent(torch.from_numpy(z), *args, drop_hardest=0.25)
+    rows = [reference_nt_xent(z, ids, labels, 0.2, True, row=i) for i in range(8)]
+    assert loss.item() == pytest.approx(np.mean([rows[i] for i in (0, 1, 2, 4, 5, 6)]), rel=1e-5)
+    assert nt_xent(torch.from_numpy(z), *args, drop_hardest=0.0)[0].item() == pytest.approx(np.mean(rows), rel=1e-5)
+    # at least one pair stays, whatever the share
+    assert nt_xent(torch.from_numpy(z), *args, drop_hardest=0.99)[0].item() == pytest.approx(
+        min((rows[i] + rows[i + 4]) / 2 for i in range(4)), rel=1e-5)
+    with pytest.raises(UserError, match="drop_hardest must be a share in"):
+        awe_config_from_dict({"model": "contrastive_rnn", "drop_hardest": 1.0})
 
 
 def test_pairs_once_each_with_ids_and_labels():

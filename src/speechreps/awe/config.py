@@ -101,16 +101,23 @@ class ContrastiveRNNConfig(AWEConfig):
 
     - ``temperature``: the softmax temperature of the cosine similarities (smaller: sharper);
     - ``mask_same_label``: leave tokens that share the anchor's label out of its negatives.
+    - ``drop_hardest``: the share of each batch's pairs with the highest loss left out of the
+      gradient (0 = none): the "small-loss" rule for noisy labels (Han et al., NeurIPS 2018). Term
+      discovery pairs different words too (a third or more of its pairs); a wrong positive has a
+      high NT-Xent loss and, kept, drags the embedding towards matching anything.
     """
 
     model: str = "contrastive_rnn"
     temperature: float = 0.1
     mask_same_label: bool = True
+    drop_hardest: float = 0.0
 
     def check(self, bad) -> None:
         super().check(bad)
         if not self.temperature > 0:
             bad("temperature", f"must be a number > 0, got {self.temperature}")
+        if not 0 <= self.drop_hardest < 1:
+            bad("drop_hardest", f"must be a share in [0, 1), got {self.drop_hardest}")
         if self.ae_num_epochs:
             bad("ae_num_epochs", "must be 0 for the contrastive_rnn (it has no decoder to pre-train)")
 

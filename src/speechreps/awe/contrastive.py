@@ -77,12 +77,14 @@ class ContrastivePairDataset(SegmentPairDataset):
 
 
 def nt_xent(z: torch.Tensor, ids: torch.Tensor, labels: torch.Tensor, temperature: float,
-            mask_same_label: bool = True) -> tuple[torch.Tensor, float]:
+            mask_same_label: bool = True, drop_hardest: float = 0.0) -> tuple[torch.Tensor, float]:
     """NT-Xent of 2B embeddings ``z`` where row i's positive is row (i + B) mod 2B; returns (loss, accuracy).
 
     The softmax of row i runs over its positive and the rows that are neither i, nor a copy of i's
     segment (``ids``), nor (``mask_same_label``) of i's label. Accuracy: how often the positive has
-    the highest similarity among them.
+    the highest similarity among them. ``drop_hardest``: the loss is the mean over the pairs (both
+    rows of a pair) whose loss is among the lowest ``1 - drop_hardest`` of the batch; the rest give no
+    gradient (at least one pair is kept).
     """
     n = z.shape[0]
     b = n // 2
@@ -94,9 +96,14 @@ def nt_xent(z: torch.Tensor, ids: torch.Tensor, labels: torch.Tensor, temperatur
         excluded = excluded | (labels[:, None] == labels[None, :])
     excluded[torch.arange(n, device=z.device), pos] = False  # the positive always stays
     sim = sim.masked_fill(excluded, float("-inf"))
-    loss = F.cross_entropy(sim, pos)
     accuracy = (sim.argmax(dim=1) == pos).float().mean().item()
-    return loss, accuracy
+    if drop_hardest <= 0:
+        return F.cross_entropy(sim, pos), accuracy
+    rows = F.cross_entropy(sim, pos, reduction="none")  # (2B,)
+    per_pair = rows[:b] + rows[b:]
+    keep = max(1, int(round(b * (1 - drop_hardest))))
+    kept = per_pair.topk(keep, largest=False).values  # the pairs the model finds easiest
+    return kept.sum() / (2 * keep), accuracy
 
 
 class ContrastiveRNN(RNNEncoder):
@@ -116,7 +123,8 @@ class ContrastiveRNN(RNNEncoder):
     def loss(self, batch: ContrastiveBatch) -> tuple[torch.Tensor, dict[str, float]]:
         t = max(batch.x.shape[1], batch.y.shape[1])  # one encoder pass over all 2B segments
         z = self.embed(torch.cat([_pad_to(batch.x, t), _pad_to(batch.y, t)]), torch.cat([batch.x_lengths, batch.y_lengths]))
-        loss, accuracy = nt_xent(z, batch.ids, batch.labels, self.cfg.temperature, self.cfg.mask_same_label)
+        loss, accuracy = nt_xent(z, batch.ids, batch.labels, self.cfg.temperature, self.cfg.mask_same_label,
+                                 self.cfg.drop_hardest)
         return loss, {"accuracy": accuracy}
 
 
