@@ -96,7 +96,7 @@ def make_twin_datasets(root: Path, seed: int = 0) -> tuple[str, list[TermPair]]:
 
 def test_discovered_rows_train_on_the_pair_file_select_on_pseudo_labels_and_score_on_gold(tmp_path):
     data_paths, pairs = make_twin_datasets(tmp_path)
-    cfg = tiny_cfg()
+    cfg = tiny_cfg(drop_hardest_discovered=0.5)
     log: list[str] = []
     rows = compare(data_paths, ["two"], {}, cfg, tmp_path / "cmp", log=log.append, discovered={"two": "two_zr"})
     assert [(r["features"], r["dataset"], r["pairs"]) for r in rows] == [("mfcc", "two", "gold"),
@@ -112,6 +112,8 @@ def test_discovered_rows_train_on_the_pair_file_select_on_pseudo_labels_and_scor
     val = [m["val_ap"] for m in metrics if "val_ap" in m]
     assert len(val) == 2 and disc["selection_val_ap"] == pytest.approx(max(val))
     model, _ = load_awe(ck)
+    # noisy pairs: the discovered job trained with the config's drop_hardest_discovered, the gold one without
+    assert model.cfg.drop_hardest == 0.5 and load_awe(gold["ckpt_dir"])[0].cfg.drop_hardest == 0.0
     zr = load_dataset(data_paths, "two_zr")
     terms = load_archive(zr.word_tokens("validation"))
     assert {parse_word_key(k).label for k in terms} == {"c0", "c1", "c2", "c3"}

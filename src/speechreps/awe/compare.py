@@ -46,7 +46,7 @@ from typing import Any, Callable
 from .. import model_types
 from ..errors import UserError
 from ..fileio import write_json, write_text
-from .config import AWEConfig, awe_config_to_dict
+from .config import AWEConfig, awe_config_to_dict, for_discovered_pairs
 
 # Row order of the table: input features.
 FEATURE_ORDER = ("mfcc", *model_types.names())
@@ -191,6 +191,8 @@ def run_job(job: CompareJob, data_paths: Path, cfg: AWEConfig, out_dir: Path, se
     from .train import InputSpec, evaluate_awe, load_awe, train_awe
 
     cfg = dataclasses.replace(cfg, seed=seed)
+    if job.pairs_from is not None:
+        cfg = for_discovered_pairs(cfg)
     job_dir = Path(out_dir) / job.features / (job.trained_on or "-") / (job.pairs_from or job.dataset) / f"s{seed}"
     ckpt_dir = job_dir / cfg.model
     if ckpt_dir.exists():

@@ -104,22 +104,34 @@ class ContrastiveRNNConfig(AWEConfig):
     - ``drop_hardest``: the share of each batch's pairs with the highest loss left out of the
       gradient (0 = none): the "small-loss" rule for noisy labels (Han et al., NeurIPS 2018). Term
       discovery pairs different words too (a third or more of its pairs); a wrong positive has a
-      high NT-Xent loss and, kept, drags the embedding towards matching anything.
+      high NT-Xent loss and, kept, drags the embedding towards matching anything. On clean (gold)
+      pairs the hardest pairs are the informative ones, and dropping them costs AP.
+    - ``drop_hardest_discovered``: the ``drop_hardest`` used instead when the pairs come from term
+      discovery (the main job's discovered-pair rows, ``awe train --discovered-pairs``).
     """
 
     model: str = "contrastive_rnn"
     temperature: float = 0.1
     mask_same_label: bool = True
     drop_hardest: float = 0.0
+    drop_hardest_discovered: float = 0.0
 
     def check(self, bad) -> None:
         super().check(bad)
         if not self.temperature > 0:
             bad("temperature", f"must be a number > 0, got {self.temperature}")
-        if not 0 <= self.drop_hardest < 1:
-            bad("drop_hardest", f"must be a share in [0, 1), got {self.drop_hardest}")
+        for key in ("drop_hardest", "drop_hardest_discovered"):
+            if not 0 <= getattr(self, key) < 1:
+                bad(key, f"must be a share in [0, 1), got {getattr(self, key)}")
         if self.ae_num_epochs:
             bad("ae_num_epochs", "must be 0 for the contrastive_rnn (it has no decoder to pre-train)")
+
+
+def for_discovered_pairs(cfg: AWEConfig) -> AWEConfig:
+    """The config to train on pairs found by term discovery: a ContrastiveRNN's
+    ``drop_hardest_discovered`` as its ``drop_hardest`` (other models: ``cfg`` unchanged)."""
+    share = getattr(cfg, "drop_hardest_discovered", None)
+    return cfg if share is None else dataclasses.replace(cfg, drop_hardest=share)
 
 
 def config_class(model: Any, where: str = SECTION) -> type[AWEConfig]:
