@@ -43,11 +43,14 @@ else:
     op, pause, n = (lambda: a @ v), 0.01, 30
 for _ in range(5):
     op()
-c0, t0 = time.process_time(), time.perf_counter()
+cpu = wall = 0.0
 for _ in range(n):
     op()
-    time.sleep(pause)
-print((time.process_time() - c0) / (time.perf_counter() - t0))
+    c0, t0 = time.process_time(), time.perf_counter()
+    time.sleep(pause)  # only the sleeps are timed: what the worker threads burn while there is no work
+    cpu += time.process_time() - c0
+    wall += time.perf_counter() - t0
+print(cpu / wall)
 """
 WAIT_KEYS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "OPENBLAS_THREAD_TIMEOUT")
 
@@ -64,9 +67,11 @@ def _cpu_per_wall(first: str, lib: str, **env: str) -> float:
 def test_importing_speechreps_first_makes_threads_wait_passively(lib):
     passive = _cpu_per_wall("speechreps", lib)
     spinning = _cpu_per_wall(lib, lib)  # the same probe without speechreps: the runtimes' defaults
-    # passive: the operations only (~0.1 of the wall time); spinning: a worker thread busy in the sleeps
-    assert passive < 0.3, passive
-    assert spinning > 2 * passive, (spinning, passive)
+    # CPU seconds per second of sleep. Passive: ~0.02 idle, ~0.03 beside three busy processes on 2 cores;
+    # spinning: ~1.0 idle, 0.35-0.55 beside them. (The whole loop's CPU per wall time, timed before, mixed
+    # in the operations' own time, which grows under load: 0.30 against a 0.3 bound on a busy CI machine.)
+    assert passive < 0.15, passive
+    assert spinning > 3 * passive, (spinning, passive)
 
 
 def test_user_choice_is_left_alone():
