@@ -90,6 +90,7 @@ def make_twin_datasets(root: Path, seed: int = 0) -> tuple[str, list[TermPair]]:
     register_dataset(path, "two_zr", {"train_data": entries["train_data"], "validation_data": entries["validation_data"],
                                       "test_data": entries["test_data"], "speaker_rule": "buckeye",
                                       "train_pairs": root / "disc" / "train" / "pairs.txt",
+                                      "train_pairs_source": "discovered",
                                       "validation_words": root / "disc" / "validation" / "terms.npz"})
     return str(path), pairs
 
@@ -145,11 +146,21 @@ def test_discovered_rows_train_on_the_pair_file_select_on_pseudo_labels_and_scor
 def test_cli_trains_on_the_twin_and_evaluates_on_the_gold_words(tmp_path, capsys):
     data_paths, pairs = make_twin_datasets(tmp_path)
     config = tmp_path / "awe.json"
-    config.write_text(json.dumps({"awe": {k: v for k, v in vars(tiny_cfg(num_epochs=1)).items()}}))
+    config.write_text(json.dumps({"awe": {k: v for k, v in vars(tiny_cfg(num_epochs=1, drop_hardest_discovered=0.5)).items()}}))
     ck = tmp_path / "ck"
     assert cli.main(["awe", "train", str(config), str(ck), "--language", "two_zr", "--data-paths", data_paths,
                      "--no-progress", "--device", "cpu"]) == 0
-    assert f"{len(pairs)} pairs" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"{len(pairs)} pairs" in out
+    # the twin's registered pairs are discovered ones: the config's drop_hardest_discovered, said in the log
+    assert load_awe(ck)[0].cfg.drop_hardest == 0.5 and "0.5 of each batch's pairs with the highest loss" in out
+    # a --pairs file replaces them, and counts as discovered only with --discovered-pairs
+    for extra, drop in (([], 0.0), (["--discovered-pairs"], 0.5)):
+        other = tmp_path / f"ck_pairs{len(extra)}"
+        assert cli.main(["awe", "train", str(config), str(other), "--language", "two_zr", "--data-paths", data_paths,
+                         "--pairs", str(tmp_path / "disc" / "train" / "pairs.txt"), "--no-progress", "--device", "cpu",
+                         *extra]) == 0
+        assert load_awe(other)[0].cfg.drop_hardest == drop
     assert cli.main(["awe", "evaluate", str(ck), "--language", "two", "--data-paths", data_paths]) == 0
     report = json.loads((ck / "awe_evaluation_two.json").read_text())
     assert set(report["splits"]) == {"validation", "test"}

@@ -21,7 +21,7 @@ from speechreps.cli import main
 from speechreps.data.archive import load_archive
 from speechreps.data.prepare import PrepareOptions, prepare_corpus
 from speechreps.data.registry import load_dataset, read_data_paths
-from speechreps.errors import DataWarning
+from speechreps.errors import DataWarning, UserError
 from speechreps.train import checkpoint as ckpt
 
 from conftest import write_tone_corpus
@@ -272,6 +272,25 @@ def test_concurrent_registrations_are_all_kept(tmp_path):
     assert all(p.exitcode == 0 for p in procs)
     raw = read_data_paths(tmp_path / "data_paths.json")
     assert len(raw) == 60
+
+
+def test_registering_a_dataset_keeps_another_whose_name_begins_with_it(tmp_path):
+    """`prepare` re-registering synth_en after `run --discover` must not drop the twin synth_en_zr (its
+    keys begin with "synth_en_"); a twin's pair source round-trips, and a bad one is named."""
+    from speechreps.data.registry import register_dataset
+
+    path = tmp_path / "data_paths.json"
+    register_dataset(path, "en_zr", {"train_data": "u.npz", "train_pairs": "p.txt", "train_pairs_source": "discovered"})
+    register_dataset(path, "en", {"train_data": "u.npz", "speaker_rule": "buckeye"})
+    register_dataset(path, "en", {"train_data": "v.npz"})  # replaces all of en's own keys, and only those
+    raw = read_data_paths(path)
+    assert raw == {"en_train_data": "v.npz", "en_zr_train_data": "u.npz", "en_zr_train_pairs": "p.txt",
+                   "en_zr_train_pairs_source": "discovered"}
+    assert load_dataset(path, "en_zr").train_pairs_source == "discovered"
+    assert load_dataset(path, "en").train_pairs_source == "given"
+    register_dataset(path, "en", {"train_data": "v.npz", "train_pairs_source": "found"})
+    with pytest.raises(UserError, match="en_train_pairs_source must be one of given, discovered, got 'found'"):
+        load_dataset(path, "en")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -113,6 +113,7 @@ def _register(data_paths: Path, name: str, disc: dict) -> str:
     splits = ("all",) if ds.zero_resource else ("train", "validation", "test")
     entries: dict[str, Any] = {f"{s}_data": ds.utterances(s) for s in splits}
     entries["train_pairs"] = Path(disc["train"]["files"]["pairs"])
+    entries["train_pairs_source"] = "discovered"
     if "validation" in disc:  # not on a zero-resource dataset: its models are read at last.pt, as there
         entries["validation_words"] = Path(disc["validation"]["files"]["terms"])
     if ds.speaker_rule_spec:

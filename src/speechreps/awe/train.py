@@ -153,7 +153,9 @@ def _phase(model, data_and_what: tuple[Any, str], cfg: AWEConfig, out_dir: Path,
     train_set = TrainingSet.bucketed(data, cfg, what)
     budget = (f"{cfg.num_steps} steps ({cfg.num_steps // (cfg.steps_per_epoch or cfg.num_steps)} blocks of "
               f"{cfg.steps_per_epoch or cfg.num_steps})" if cfg.num_steps else f"{cfg.num_epochs} epochs")
-    log(f"awe: {name} training on {train_set.describe} for {budget} into {out_dir}")
+    drop = getattr(cfg, "drop_hardest", 0.0)
+    dropping = f", the {drop:g} of each batch's pairs with the highest loss left out (drop_hardest)" if drop else ""
+    log(f"awe: {name} training on {train_set.describe} for {budget}{dropping} into {out_dir}")
     trainer = Trainer(model, train_set, cfg, out_dir, name, device=device, validate=validate, progress=progress,
                       log=log, tensorboard=tensorboard)
     res = trainer.fit(load_from_epoch=load_from_epoch)

@@ -62,8 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"dataset name in data_paths.json (default: {DEFAULT_LANGUAGE}, the built-in English corpus)")
     t.add_argument("--pairs", default=None, metavar="FILE", help="term-pair file (frames into the training utterances)")
     t.add_argument("--discovered-pairs", action="store_true",
-                   help="the pairs come from term discovery (a <dataset>_zr of speechreps run --discover, or a "
-                        "--pairs file of speechreps discover): train with the config's drop_hardest_discovered")
+                   help="the --pairs file comes from term discovery (speechreps discover): train with the "
+                        "config's drop_hardest_discovered (implied for a dataset whose registered pairs were "
+                        "discovered, such as the <dataset>_zr of speechreps run --discover, when no --pairs is given)")
     t.add_argument("--load-from-epoch", type=int, default=None, metavar="N", help="resume from CKPT_DIR/epoch_N.pt")
     t.add_argument("--resume", action="store_true", help="resume from the newest CKPT_DIR/epoch_N.pt if any")
     _add_inputs(t)
@@ -163,14 +164,15 @@ def _train(args) -> int:
     from ..pipeline import resolve_data_paths
 
     cfg = load_awe_config(args.config)
-    if args.discovered_pairs:
+    if args.load_from_epoch is not None and args.load_from_epoch < 0:
+        raise UserError(f"--load-from-epoch must be >= 0, got {args.load_from_epoch}")
+    ds = load_dataset(resolve_data_paths(args.data_paths), args.language)
+    # the registry says so for a <dataset>_zr twin; a --pairs file replaces its pairs, and then only the flag does
+    if args.discovered_pairs or (args.pairs is None and ds.train_pairs_source == "discovered"):
         from ..awe.config import for_discovered_pairs
 
         cfg = for_discovered_pairs(cfg)
-    if args.load_from_epoch is not None and args.load_from_epoch < 0:
-        raise UserError(f"--load-from-epoch must be >= 0, got {args.load_from_epoch}")
     device = _setup(args)
-    ds = load_dataset(resolve_data_paths(args.data_paths), args.language)
     inputs, spec = _inputs_from_args(args, device)
     if inputs is None:
         from ..awe.data import MFCCInput

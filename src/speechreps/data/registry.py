@@ -15,6 +15,7 @@ relative to the folder holding the file):
 ``<lang>_word_2_train_data``        original: second members, same keys, same lengths (npz)
 ``<lang>_aligned_train_data``       original: ``<key>.X`` / ``<key>.Y`` aligned segment pairs (npz)
 ``<lang>_speaker_rule``             ``buckeye``, ``nchlt`` or a regular expression (new)
+``<lang>_train_pairs_source``       ``discovered`` when ``train_pairs`` came from term discovery (new)
 ``<lang>_all_data``, ``_all_words`` the zero-resource split ``all``: every utterance and word token (new)
 ==================================  ===============================================================
 
@@ -40,6 +41,12 @@ from .archive import Archive, SpeakerRule, guess_speaker_rule, parse_word_key, s
 SPLITS = ("train", "validation", "test")
 ALL_SPLIT = "all"
 ALL_SPLITS = (*SPLITS, ALL_SPLIT)
+# every key suffix a dataset may have: re-registering ``synth_en`` replaces exactly these, and leaves
+# ``synth_en_zr_*`` (another dataset whose name begins with the same letters) alone
+ENTRY_SUFFIXES = (*(f"{s}_{kind}" for s in ALL_SPLITS for kind in ("data", "words")), "train_pairs",
+                  "train_pairs_source", "word_1_train_data", "word_2_train_data", "aligned_train_data",
+                  "speaker_rule")
+PAIRS_SOURCES = ("given", "discovered")
 
 
 @dataclass
@@ -55,6 +62,9 @@ class DatasetPaths:
     word_2_train: Path | None = None
     aligned_train: Path | None = None
     speaker_rule_spec: str | None = None
+    # "discovered": train_pairs came from term discovery (noisy: a third or more pair different words),
+    # so a model that can discount wrong pairs (the AWE config's drop_hardest_discovered) should
+    train_pairs_source: str = "given"
 
     @property
     def zero_resource(self) -> bool:
@@ -221,7 +231,15 @@ def load_dataset(data_paths: str | os.PathLike, name: str) -> DatasetPaths:
         word_2_train=get("word_2_train_data"),
         aligned_train=get("aligned_train_data"),
         speaker_rule_spec=raw.get(f"{name}_speaker_rule"),
+        train_pairs_source=_pairs_source(raw.get(f"{name}_train_pairs_source", "given"), data_paths, name),
     )
+
+
+def _pairs_source(value: str, data_paths: Path, name: str) -> str:
+    if value not in PAIRS_SOURCES:
+        raise UserError(f"{data_paths}: {name}_train_pairs_source must be one of {', '.join(PAIRS_SOURCES)}, "
+                        f"got {value!r}")
+    return value
 
 
 def register_dataset(data_paths: str | os.PathLike, name: str, entries: dict[str, str | Path]) -> None:
@@ -238,7 +256,8 @@ def register_dataset(data_paths: str | os.PathLike, name: str, entries: dict[str
     with exclusive(f"{data_paths}.lock", f"the dataset registry {data_paths}", wait=120):
         remove_stale_temporaries(data_paths.parent, (f".{data_paths.name}.*.tmp.json",), temporaries=False)
         raw = read_data_paths(data_paths) if data_paths.exists() else {}
-        raw = {k: v for k, v in raw.items() if not k.startswith(f"{name}_")}
+        own = {f"{name}_{suffix}" for suffix in ENTRY_SUFFIXES}
+        raw = {k: v for k, v in raw.items() if k not in own}
         base = data_paths.resolve().parent
         for suffix, value in entries.items():
             if isinstance(value, Path):
