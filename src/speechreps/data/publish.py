@@ -27,6 +27,7 @@ from pathlib import Path
 from ..crash import kill_point
 from ..errors import UserError
 from ..fileio import current_umask, os_user_error, write_json
+from .registry import FILE_SUFFIXES
 
 MANIFEST = "prepare.json"
 
@@ -146,8 +147,7 @@ def registered(data_paths: Path, name: str, ds_dir: Path, entries: dict[str, str
 
 
 #: entry suffixes whose values are file names inside the dataset folder
-FILE_ENTRIES = tuple(f"{s}_{kind}" for s in ("train", "validation", "test", "all") for kind in ("data", "words")) + (
-    "train_pairs",)  # "all": the zero-resource split (registry.ALL_SPLIT)
+FILE_ENTRIES = FILE_SUFFIXES  # the registry's: the entries that name files of the dataset folder
 
 
 def entry_paths(ds_dir: Path, entries: dict[str, str]) -> dict[str, str | Path]:

@@ -41,11 +41,12 @@ from .archive import Archive, SpeakerRule, guess_speaker_rule, parse_word_key, s
 SPLITS = ("train", "validation", "test")
 ALL_SPLIT = "all"
 ALL_SPLITS = (*SPLITS, ALL_SPLIT)
+# the key suffixes whose values are files of a prepared dataset's folder
+FILE_SUFFIXES = (*(f"{s}_{kind}" for s in ALL_SPLITS for kind in ("data", "words")), "train_pairs")
 # every key suffix a dataset may have: re-registering ``synth_en`` replaces exactly these, and leaves
 # ``synth_en_zr_*`` (another dataset whose name begins with the same letters) alone
-ENTRY_SUFFIXES = (*(f"{s}_{kind}" for s in ALL_SPLITS for kind in ("data", "words")), "train_pairs",
-                  "train_pairs_source", "word_1_train_data", "word_2_train_data", "aligned_train_data",
-                  "speaker_rule")
+ENTRY_SUFFIXES = (*FILE_SUFFIXES, "train_pairs_source", "word_1_train_data", "word_2_train_data",
+                  "aligned_train_data", "speaker_rule")
 PAIRS_SOURCES = ("given", "discovered")
 
 
