@@ -82,6 +82,34 @@ def test_numba_many_chunks_and_threads():
     np.testing.assert_array_equal(one, many)
 
 
+@pytest.mark.parametrize("normalize", ["sum", "path"])
+def test_numba_query_groups_of_every_shape(monkeypatch, normalize):
+    # The kernel multiplies the frames of a group of consecutive (length-sorted) queries against each
+    # chunk at once. With a small group size: many groups, groups that span chunk boundaries, and
+    # tokens longer than GROUP_ROWS (the budget becomes the longest token) must all give the reference.
+    import speechreps.evaluate.dtw as dtw_module
+
+    monkeypatch.setattr(dtw_module, "GROUP_ROWS", 13)
+    segs = _tricky_segments(5)
+    ref = pairwise_dtw_reference(segs, normalize)
+    lens = np.sort([len(s) for s in segs])
+    starts = dtw_module._groups(lens, max(13, int(lens.max())))
+    assert len(starts) - 1 >= 4 and (lens > 13).any()
+    assert starts[-2] == len(lens) - 1  # the longest token is a group of its own
+    assert any(a // dtw_module.LANES != (b - 1) // dtw_module.LANES for a, b in zip(starts[:-1], starts[1:]))
+    np.testing.assert_allclose(pairwise_dtw(segs, normalize, device="cpu", n_jobs=1), ref, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(pairwise_dtw(segs, normalize, device="cpu"), ref, atol=1e-5, rtol=0)
+
+
+def test_query_groups_cover_every_query_once():
+    from speechreps.evaluate.dtw import _groups
+
+    lens = np.array([1, 2, 3, 30, 4, 4, 4, 4, 40])
+    starts = _groups(lens, 10)
+    assert starts.tolist() == [0, 3, 4, 6, 8, 9]  # [1,2,3] [30] [4,4] [4,4] [40]
+    assert _groups(np.array([5]), 10).tolist() == [0, 1]
+
+
 def test_dtaidistance_converts_to_ours():
     dtw_ndim = pytest.importorskip("dtaidistance.dtw_ndim")
     rng = np.random.default_rng(4)
