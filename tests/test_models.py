@@ -12,7 +12,7 @@ from speechreps.errors import UserError
 from speechreps.model_types import MODEL_TYPES
 from speechreps.models import build_model
 from speechreps.models.base import FramePairBatch, PairBatch, UtteranceBatch
-from speechreps.models.cpc import sample_negatives
+from speechreps.models.cpc import UniformDropout, sample_negatives
 
 D = 6
 BASE = {"learning_rate": 0.01, "num_epochs": 1, "batch_size": 8, "input_dim": D}
@@ -125,6 +125,23 @@ def test_cpc_encode_has_no_dropout():
         a = model.encode(b.feats, b.lengths)["c"]
         c = model.encode(b.feats, b.lengths)["c"]
     assert torch.equal(a, c)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_cpc_dropout_zeroes_a_share_p_and_scales_the_rest(p):
+    """CPC's dropout (a uniform draw, not bernoulli_) does what nn.Dropout does: each value zeroed with
+    probability p, independently, the rest scaled by 1 / (1 - p); the identity in eval."""
+    torch.manual_seed(0)
+    drop = UniformDropout(p).train()
+    x = torch.rand(400, 500) + 0.5
+    y = drop(x)
+    kept = y != 0
+    n = kept.numel()
+    assert abs(kept.float().mean().item() - (1 - p)) < 4 * math.sqrt(p * (1 - p) / n)
+    assert torch.allclose(y[kept], x[kept] / (1 - p))
+    assert abs(kept[:, 0].float().mean().item() - kept[:, 1].float().mean().item()) < 0.2  # no fixed pattern
+    assert not torch.equal(drop(x) != 0, kept)  # a new mask each call
+    assert drop.eval()(x) is x
 
 
 @pytest.mark.parametrize("name", ["apc", "apc_aux", "capc", "cpc", "frame_ae", "frame_cae"])
