@@ -319,3 +319,26 @@ def test_discovery_on_a_label_free_models_features(tmp_path, monkeypatch):
                                 ("nope", ["apc"], "unknown --discover-on type")]:
         with pytest.raises(UserError, match=message):
             check_discover_on(rep, types)
+
+
+def test_cluster_resolution_trades_grouping_for_purity(tmp_path):
+    """--resolution reaches the clustering: a higher one splits the pair graph into more, smaller
+    clusters, whose members pair up the same word more often (lower cluster NED), from the same pairs."""
+    from speechreps.data.alignments import write_wrd
+
+    arrays, words = make_word_corpus()
+    save_archive(tmp_path / "utts.npz", arrays)
+    write_wrd(tmp_path / "gold.wrd", words)
+    small = ["--window-lengths", "30,45", "--hop", "3", "--index", "exact", "--dtw-z", "2.5"]
+    summaries = {}
+    for resolution in ("0.5", "1000"):
+        out = tmp_path / f"res{resolution}"
+        args = ["discover", str(tmp_path / "utts.npz"), str(out), "--gold", str(tmp_path / "gold.wrd"), *small]
+        assert cli.main(args + ["--resolution", resolution]) == 0
+        summaries[resolution] = json.loads((out / "discover.json").read_text())
+    low, high = summaries["0.5"], summaries["1000"]
+    assert low["config"]["resolution"] == 0.5 and high["config"]["resolution"] == 1000.0
+    assert low["stats"]["n_pairs"] == high["stats"]["n_pairs"]
+    assert high["stats"]["n_clusters"] > low["stats"]["n_clusters"]
+    assert high["scores"]["ned"] < low["scores"]["ned"]
+    assert high["scores"]["coverage"] == low["scores"]["coverage"]

@@ -52,6 +52,21 @@ def _gold_words(opts, name: str) -> Path | None:
     return path if path.is_file() else None
 
 
+def discovery_config(learned: bool, jobs: int | None = None):
+    """The track's discovery settings: the defaults, with :data:`LEARNED_DTW_Z` on a model's features."""
+    from .discover.config import DiscoverConfig
+
+    return DiscoverConfig(jobs=jobs) if not learned else DiscoverConfig(jobs=jobs, dtw_z=LEARNED_DTW_Z)
+
+
+def _discovery_fingerprint_settings(learned: bool) -> dict:
+    """What the discovery stage's result depends on besides its data: the settings (not the thread count)
+    and the thresholds of the NED-coverage curve, so that a change of a default reruns the stage."""
+    settings = discovery_config(learned).to_dict()
+    settings.pop("jobs")
+    return {**settings, "z_curve": list(LEARNED_Z_CURVE if learned else Z_CURVE)}
+
+
 def _discover_stage(data_paths: Path, name: str, gold: Path | None, out: Path, jobs: int | None,
                     on: tuple[str, Path] | None = None, device: Any = None) -> dict:
     """Discovery on the training and validation audio of ``name``: on its MFCCs, or (``on``: ``(type,
@@ -67,7 +82,7 @@ def _discover_stage(data_paths: Path, name: str, gold: Path | None, out: Path, j
     from .fileio import write_json
 
     ds = load_dataset(data_paths, name)
-    cfg = DiscoverConfig(jobs=jobs) if on is None else DiscoverConfig(jobs=jobs, dtw_z=LEARNED_DTW_Z)
+    cfg = discovery_config(on is not None, jobs)
     z_curve = Z_CURVE if on is None else LEARNED_Z_CURVE
     if on is not None:  # the label-free model, its last.pt: picking best.pt used gold validation words
         from .extract import utterance_features
@@ -199,6 +214,7 @@ def run_track(config_file: Path, data_paths: Path, names: list[str], data_fps: d
         model = _discovery_model(opts, training, name, seed)
         on = None if model is None else (model["rep"], Path(model["ckpt_dir"]))
         fp_disc = fingerprint("discover", data_fps[name], gold is not None,  # its content is in data_fps
+                              _discovery_fingerprint_settings(model is not None),
                               *([] if model is None else [model["rep"], model["fingerprint"]]))
         disc = cache.run(f"discover:{name}", fp_disc,
                          lambda: _discover_stage(data_paths, name, gold, out, opts.jobs, on, opts.device))

@@ -47,6 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "stays under the threshold (default 0: no growing)")
     p.add_argument("--extend-slack", type=float, default=None,
                    help="with --extend: how much a pair's DTW cost may rise while it grows (default 0)")
+    p.add_argument("--resolution", type=float, default=None,
+                   help="Louvain resolution of the clustering (default 1000: small, pure clusters, low NED; "
+                        "10: larger clusters, higher grouping F, higher NED)")
     p.add_argument("--max-pairs-per-cluster", type=int, default=None, help="pair file: at most this many (100)")
     p.add_argument("--seed", type=int, default=None, help="random seed (0)")
     p.add_argument("--jobs", type=int, default=None, help="CPU threads (default: all cores)")
@@ -65,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
     check_jobs(args.jobs)
     cfg = DiscoverConfig()
     overrides = {name: getattr(args, name) for name in ("window_lengths", "hop", "k", "dtw_z", "dtw_threshold", "extend",
-                                                         "extend_slack", "index", "max_pairs_per_cluster", "seed",
-                                                         "jobs")}
+                                                         "extend_slack", "index", "resolution", "max_pairs_per_cluster",
+                                                         "seed", "jobs")}
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     utterances = load_archive(args.archive)
     summary = discover_to_folder(utterances, args.out, cfg, gold=args.gold, phones=args.phones, log=print)

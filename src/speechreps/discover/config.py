@@ -32,7 +32,7 @@ class DiscoverConfig:
     extend_slack: float = 0.0  # ... while its DTW cost rises at most this much (and stays under the threshold)
     overlap: float = 0.5  # two windows overlap when they share this fraction of the shorter one
     node_overlap: float = 0.9  # intervals of one utterance sharing this fraction of the shorter are one node
-    resolution: float = 10.0  # Louvain resolution: higher gives smaller, purer clusters
+    resolution: float = 1000.0  # Louvain resolution: higher gives smaller, purer clusters
     max_pairs_per_cluster: int = 100  # pair file: at most this many pairs per cluster
     seed: int = 0
     jobs: int | None = None
