@@ -86,10 +86,22 @@ def test_user_choice_is_left_alone():
 def test_threads_per_model():
     frame = build_model("frame_ae", config_from_dict(TINY_CONFIG["frame_ae"], "frame_ae"))
     cae = build_model("frame_cae", config_from_dict(TINY_CONFIG["frame_cae"], "frame_cae"))
-    apc = build_model("apc", config_from_dict(TINY_CONFIG["apc"], "apc"))
+    cpc = build_model("cpc", config_from_dict(TINY_CONFIG["cpc"], "cpc"))
     assert threads_for(frame, torch.device("cpu"), 4) == 1 and threads_for(cae, torch.device("cpu"), 4) == 1
-    assert threads_for(apc, torch.device("cpu"), 4) == 4
+    assert threads_for(cpc, torch.device("cpu"), 4) == 4
     assert threads_for(frame, torch.device("cuda"), 4) == 4  # constructing a device needs no GPU
+
+
+@pytest.mark.parametrize("rep", ["apc", "capc"])
+def test_small_gru_stacks_train_on_one_thread_and_large_ones_keep_theirs(rep):
+    from speechreps.config import load_config
+
+    demo = build_model(rep, load_config(CONFIGS / "demo.json", rep))  # 16 or 32 utterances x 256 units
+    paper = build_model(rep, load_config(CONFIGS / "paper.json", rep))  # 3 x 512 units
+    assert demo.cfg.batch_size * demo.cfg.hidden_dim < 12_000 <= paper.cfg.batch_size * paper.cfg.hidden_dim
+    assert threads_for(demo, torch.device("cpu"), 2) == 1
+    assert threads_for(paper, torch.device("cpu"), 2) == 2
+    assert threads_for(demo, torch.device("cuda"), 2) == 2
 
 
 def test_small_awe_models_train_on_one_thread_and_large_ones_keep_theirs():
@@ -103,7 +115,7 @@ def test_small_awe_models_train_on_one_thread_and_large_ones_keep_theirs():
     assert threads_for(demo, torch.device("cuda"), 2) == 2
 
 
-@pytest.mark.parametrize("rep,expected", [("frame_ae", 1), ("frame_cae", 1), ("apc", 2)])
+@pytest.mark.parametrize("rep,expected", [("frame_ae", 1), ("frame_cae", 1), ("apc", 1), ("cpc", 2)])
 def test_trainer_uses_them_and_restores(tmp_path, rep, expected):
     ds = load_dataset(make_toy_dataset(tmp_path / "toy"), "toy")
     cfg = config_from_dict({**TINY_CONFIG[rep], "num_epochs": 1, "validate_every": 0}, rep)

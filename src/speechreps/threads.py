@@ -47,6 +47,13 @@ FRAME_KINDS = ("frame", "frame_pair")
 # (3 x 400, 300 sequences of 60 frames) 1.59x. The demo ContrastiveRNN (32 pairs = 64 sequences x 64):
 # one `speechreps awe train` took 59 s on one thread and 135 s on two, with the same weights.
 SMALL_AWE_WORK = 12_000
+# APC and CAPC (GRU stacks) train on one thread below this many (utterances per batch x hidden units):
+# the same cut as the AWE RNNs'. A training step (forward, backward, Adam; 200 frames, 2 layers) on 2
+# idle cores, 2 threads against 1, on 2026-12-03: 16 x 256 (the demo APC) 0.76x, 32 x 256 (the demo
+# CAPC) 0.96x, 64 x 256 1.06x, 32 x 512 1.25x, 64 x 512 1.35x. Each time step's products are too small to
+# split, and with passive waiting every split wakes the other thread: on one thread the demo APC ran at
+# 20,788 frames/s alone and 20,436 beside a busy process, on two 15,269 and 8,063 (bench/contention.py).
+SMALL_GRU_WORK = SMALL_AWE_WORK
 _RUNTIMES = (
     (("OMP_WAIT_POLICY", "KMP_BLOCKTIME"), ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")),
     (("OPENBLAS_THREAD_TIMEOUT",), ("OPENBLAS_THREAD_TIMEOUT",)),
@@ -69,12 +76,21 @@ def configure_runtime(environ: os._Environ | dict | None = None) -> dict[str, st
 def threads_for(model, device, available: int) -> int:
     """torch intra-op threads for training ``model`` on ``device`` when ``available`` are allowed: 1 on the
     CPU for a frame-level MLP (its operations are too small to split: on 2 idle cores the frame CAE ran at
-    ~95,000 frames/s on one thread against ~65,000 on two) and for a small AWE RNN (:data:`SMALL_AWE_WORK`),
-    else ``available``."""
+    ~95,000 frames/s on one thread against ~65,000 on two), for a small AWE RNN (:data:`SMALL_AWE_WORK`)
+    and for a small APC / CAPC GRU stack (:data:`SMALL_GRU_WORK`), else ``available``."""
     on_cpu = getattr(device, "type", str(device)) == "cpu"
-    if on_cpu and (_batch_kind(model) in FRAME_KINDS or _small_awe(model)):
+    if on_cpu and (_batch_kind(model) in FRAME_KINDS or _small_awe(model) or _small_gru(model)):
         return 1
     return max(1, int(available))
+
+
+def _small_gru(model) -> bool:
+    """An APC or CAPC (their configs: :class:`~speechreps.config.APCConfig`) whose batch size x hidden units
+    is below :data:`SMALL_GRU_WORK`."""
+    from .config import APCConfig
+
+    cfg = getattr(getattr(model, "module", model), "cfg", None)
+    return isinstance(cfg, APCConfig) and cfg.batch_size * cfg.hidden_dim < SMALL_GRU_WORK
 
 
 def _small_awe(model) -> bool:
