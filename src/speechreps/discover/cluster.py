@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .config import DEFAULT_RESOLUTION
+
 
 @dataclass
 class Clusters:
@@ -72,7 +74,8 @@ def _communities(n_nodes: int, edges: np.ndarray, weights: np.ndarray, resolutio
 
 
 def cluster_pairs(utt_a: np.ndarray, s_a: np.ndarray, e_a: np.ndarray, utt_b: np.ndarray, s_b: np.ndarray,
-                  e_b: np.ndarray, node_overlap: float, weights: np.ndarray | None = None, resolution: float = 1000.0,
+                  e_b: np.ndarray, node_overlap: float, weights: np.ndarray | None = None,
+                  resolution: float = DEFAULT_RESOLUTION,
                   seed: int = 0) -> Clusters:
     """Nodes and clusters (Louvain communities) of the verified pairs (arrays of equal length P)."""
     p = len(utt_a)
