@@ -89,13 +89,18 @@ def _small_gru(model) -> bool:
     is below :data:`SMALL_GRU_WORK`."""
     from .config import APCConfig
 
-    cfg = getattr(getattr(model, "module", model), "cfg", None)
+    cfg = _config_of(model)
     return isinstance(cfg, APCConfig) and cfg.batch_size * cfg.hidden_dim < SMALL_GRU_WORK
 
 
 def _small_awe(model) -> bool:
     """An AWE model of a :func:`small_awe_config`."""
-    return small_awe_config(getattr(getattr(model, "module", model), "cfg", None))
+    return small_awe_config(_config_of(model))
+
+
+def _config_of(model):
+    """The config of ``model`` (under DDP, of the wrapped model), or None."""
+    return getattr(getattr(model, "module", model), "cfg", None)
 
 
 def small_awe_config(cfg) -> bool:

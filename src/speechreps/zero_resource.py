@@ -59,12 +59,17 @@ def discovery_config(learned: bool, jobs: int | None = None):
     return DiscoverConfig(jobs=jobs) if not learned else DiscoverConfig(jobs=jobs, dtw_z=LEARNED_DTW_Z)
 
 
+def _z_curve(learned: bool) -> tuple[float, ...]:
+    """The thresholds of the NED-coverage curve: :data:`LEARNED_Z_CURVE` on a model's features."""
+    return LEARNED_Z_CURVE if learned else Z_CURVE
+
+
 def _discovery_fingerprint_settings(learned: bool) -> dict:
     """What the discovery stage's result depends on besides its data: the settings (not the thread count)
     and the thresholds of the NED-coverage curve, so that a change of a default reruns the stage."""
     settings = discovery_config(learned).to_dict()
     settings.pop("jobs")
-    return {**settings, "z_curve": list(LEARNED_Z_CURVE if learned else Z_CURVE)}
+    return {**settings, "z_curve": list(_z_curve(learned))}
 
 
 def _discover_stage(data_paths: Path, name: str, gold: Path | None, out: Path, jobs: int | None,
@@ -83,7 +88,7 @@ def _discover_stage(data_paths: Path, name: str, gold: Path | None, out: Path, j
 
     ds = load_dataset(data_paths, name)
     cfg = discovery_config(on is not None, jobs)
-    z_curve = Z_CURVE if on is None else LEARNED_Z_CURVE
+    z_curve = _z_curve(on is not None)
     if on is not None:  # the label-free model, its last.pt: picking best.pt used gold validation words
         from .extract import utterance_features
         from .trained import load_trained_model, setup_device
