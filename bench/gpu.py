@@ -10,8 +10,8 @@ that the script itself works):
    beside the numba CPU kernel on the same tokens (a smaller subset for the CPU, scaled per cell);
    the two agree to 1e-5 on the shared pairs, which is checked;
 2. every model's training frames/s at the paper sizes (``configs/paper.json``; ``--quick``: the demo
-   sizes), in float32 and, on CUDA, with AMP (bfloat16 autocast, as the trainer's ``amp: true,
-   amp_dtype: bfloat16``), on the batches of ``bench/train.py``;
+   sizes), in float32 and with AMP (bfloat16 autocast, as the trainer's ``amp: true,
+   amp_dtype: bfloat16``: on CUDA, and on a CPU with native bfloat16), on the batches of ``bench/train.py``;
 3. one DDP step in a one-process group (NCCL on CUDA, gloo on CPU): the frame CAE wrapped in
    ``DistributedDataParallel``, frames/s, against the same step without DDP;
 4. with ``--main-job``: ``speechreps run --languages en --no-cross-lingual --device DEVICE`` on the
@@ -104,12 +104,15 @@ def _step_rate(rep: str, cfg, device: str, amp: bool, steps: int) -> float:
 
 
 def training_rows(device: str, steps: int, config: str) -> list[tuple[str, str, str, str]]:
-    """AMP only on CUDA, as the trainer (which ignores ``amp`` on a CPU)."""
+    """AMP where the trainer uses it: on CUDA, and on a CPU with native bfloat16 (train/precision.py)."""
+    from speechreps.train.precision import autocast_plan
+
+    with_amp = autocast_plan(True, "bfloat16", torch.device(device)).enabled
     rows = []
     for rep in TYPES:
         cfg = load_config(ROOT / "configs" / f"{config}.json", rep)
         fp32 = _step_rate(rep, cfg, device, False, steps)
-        if not device.startswith("cuda"):
+        if not with_amp:
             rows.append((f"train {rep} ({config} size, {device})", f"{fp32:,.0f} frames/s fp32", "-", "-"))
             continue
         amp = _step_rate(rep, cfg, device, True, steps)

@@ -50,3 +50,21 @@ def test_fast_gru_float32_close_and_padding_does_not_leak_backwards():
     y = x.clone()
     y[:, 6:] = 100.0
     assert torch.equal(fast(x)[0][:, :6], fast(y)[0][:, :6])
+
+
+def test_fast_gru_under_cpu_autocast_keeps_the_recurrence_in_float32():
+    """With ``amp`` on a CPU the input projection runs in bfloat16 and the recurrence in float32 (gru.py):
+    the step works, its output and gradients are float32 and close to the float32 step's."""
+    torch.manual_seed(3)
+    fast = FastGRU(8, 16)
+    x = torch.randn(4, 30, 8, requires_grad=True)
+    out32, _ = fast(x)
+    (g32,) = torch.autograd.grad(out32.square().sum(), x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out16, h16 = fast(x)
+    assert out16.dtype == torch.float32 and h16.dtype == torch.float32
+    (g16,) = torch.autograd.grad(out16.square().sum(), x)
+    assert g16.dtype == torch.float32 and torch.isfinite(g16).all()
+    # bfloat16 keeps 8 bits of mantissa: the input projection's rounding, not a wrong recurrence
+    assert (out16 - out32).abs().max() < 0.05
+    assert (g16 - g32).norm() < 0.05 * g32.norm()

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from ..config import TrainingConfig
+from .precision import autocast_plan
 from ..crash import kill_point
 from ..errors import UserError
 from ..fileio import write_json
@@ -117,8 +118,8 @@ class Trainer:
     ``cfg`` is a :class:`~speechreps.config.TrainingConfig` (any subclass: the frame models' and the
     AWE models'), validated at load; fields used: learning_rate, lr_milestones, lr_gamma, num_epochs (or num_steps and
     steps_per_epoch, see :mod:`speechreps.train.budget`), checkpoint_interval,
-    grad_clip (<= 0 or None: no clipping), amp (CUDA only), amp_dtype (``float16`` with a gradient scaler,
-    or ``bfloat16`` without one), validate_every (0: never), seed.
+    grad_clip (<= 0 or None: no clipping), amp (CUDA; CPU with native bfloat16: :mod:`.precision`), amp_dtype
+    (``float16`` with a gradient scaler, or ``bfloat16`` without one; a CPU always uses bfloat16), validate_every (0: never), seed.
     ``train_set`` offers ``sampler`` (checkpointable), ``collate(refs)`` and ``n_frames(refs)``.
     """
 
@@ -167,13 +168,14 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
             self.optimizer, milestones=list(cfg.lr_milestones), gamma=cfg.lr_gamma
         )
-        self.amp = cfg.amp and self.device.type == "cuda"
-        dtype_name = cfg.amp_dtype
-        if dtype_name not in ("float16", "bfloat16"):
-            raise UserError(f"config amp_dtype: {dtype_name!r} is not float16 or bfloat16")
-        self.amp_dtype = getattr(torch, dtype_name)
+        if cfg.amp_dtype not in ("float16", "bfloat16"):
+            raise UserError(f"config amp_dtype: {cfg.amp_dtype!r} is not float16 or bfloat16")
+        plan = autocast_plan(cfg.amp, cfg.amp_dtype, self.device)  # CUDA, or CPU with native bf16
+        if plan.note:
+            self.log(plan.note)
+        self.amp, self.amp_dtype = plan.enabled, plan.dtype
         # fp16 needs loss scaling; bf16 has float32's range and does not
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=plan.scale)
         self.best_ap: float | None = None
         self.best_epoch: int | None = None
         self.epoch = 0
@@ -254,7 +256,7 @@ class Trainer:
 
     def _autocast(self):
         if self.amp:
-            return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
+            return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
         return contextlib.nullcontext()
 
     def train_epoch(self) -> dict[str, Any]:
