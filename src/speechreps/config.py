@@ -18,9 +18,9 @@ Meaning of the shared keys (:class:`TrainingConfig`):
 - ``num_buckets``: length buckets for the bucket sampler (batches are drawn from utterances of similar
   length, so that little padding is computed).
 - ``lr_milestones`` / ``lr_gamma``: ``MultiStepLR`` over epochs.
-- ``grad_clip``: max gradient norm over all parameters (0 = off). ``amp``: autocast, in ``amp_dtype`` on CUDA (``float16``, with loss scaling, or ``bfloat16``)
-  and in bfloat16 on a CPU with native bfloat16 (AMX or AVX512-BF16; elsewhere float32, with a notice):
-  :mod:`speechreps.train.precision`.
+- ``grad_clip``: max gradient norm over all parameters (0 = off). ``amp``: autocast, in ``amp_dtype`` on CUDA
+  (``float16``, with loss scaling, or ``bfloat16``) and in bfloat16 on a CPU with native bfloat16 (AMX or
+  AVX512-BF16; elsewhere float32, with a notice): :mod:`speechreps.train.precision`.
 - ``validate_every``: epochs between validation-AP evaluations that pick the ``best`` checkpoint (0 = never).
 - ``num_steps`` / ``steps_per_epoch``: a budget in optimizer steps instead of ``num_epochs`` (which it
   overrides), the same on any corpus size: the run is ``num_steps / steps_per_epoch`` "epochs" of

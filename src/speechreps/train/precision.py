@@ -5,8 +5,9 @@ later, AMD Zen 4 and later) multiplies bfloat16 matrices several times faster th
 oneDNN's LSTM runs in bfloat16 too. Measured 2026-12-03 on this project's 2-core machine (AMX), one
 training step at the original code's shapes (``bench/original.py --amp``), bfloat16 autocast against
 float32: CPC 2.0x faster, APC and CAPC 1.2x (their GRU recurrence stays float32, see
-:mod:`speechreps.models.gru`), the frame AE / CAE 1.6-1.7x (one thread, 2,048 frame pairs). Without native support bfloat16 is emulated and
-slower than float32, so there ``amp`` trains in float32 and says so. ``float16`` is CUDA's choice (with
+:mod:`speechreps.models.gru`), the frame AE / CAE 1.6-1.7x (one thread, 2,048 frame pairs). Without
+native support bfloat16 is emulated and slower than float32, so there ``amp`` trains in float32 and says
+so. ``float16`` is CUDA's choice (with
 loss scaling); on a CPU ``amp`` always means bfloat16, which has float32's range and needs no scaler.
 """
 

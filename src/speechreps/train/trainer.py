@@ -119,7 +119,8 @@ class Trainer:
     AWE models'), validated at load; fields used: learning_rate, lr_milestones, lr_gamma, num_epochs (or num_steps and
     steps_per_epoch, see :mod:`speechreps.train.budget`), checkpoint_interval,
     grad_clip (<= 0 or None: no clipping), amp (CUDA; CPU with native bfloat16: :mod:`.precision`), amp_dtype
-    (``float16`` with a gradient scaler, or ``bfloat16`` without one; a CPU always uses bfloat16), validate_every (0: never), seed.
+    (``float16`` with a gradient scaler, or ``bfloat16`` without one; a CPU always uses bfloat16),
+    validate_every (0: never), seed.
     ``train_set`` offers ``sampler`` (checkpointable), ``collate(refs)`` and ``n_frames(refs)``.
     """
 
