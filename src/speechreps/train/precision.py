@@ -7,8 +7,8 @@ training step at the original code's shapes (``bench/original.py --amp``), bfloa
 float32: CPC 2.0x faster, APC and CAPC 1.2x (their GRU recurrence stays float32, see
 :mod:`speechreps.models.gru`), the frame AE / CAE 1.6-1.7x (one thread, 2,048 frame pairs). Without
 native support bfloat16 is emulated and slower than float32, so there ``amp`` trains in float32 and says
-so. ``float16`` is CUDA's choice (with
-loss scaling); on a CPU ``amp`` always means bfloat16, which has float32's range and needs no scaler.
+so. ``float16`` is CUDA's choice (with loss scaling); on a CPU ``amp`` always means bfloat16, which has
+float32's range and needs no scaler.
 """
 
 from __future__ import annotations

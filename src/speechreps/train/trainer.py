@@ -38,7 +38,6 @@ import numpy as np
 import torch
 
 from ..config import TrainingConfig
-from .precision import autocast_plan
 from ..crash import kill_point
 from ..errors import UserError
 from ..fileio import write_json
@@ -48,6 +47,7 @@ from . import checkpoint as ckpt
 from . import distributed as dist_
 from .budget import apply_step_budget
 from .metrics import MetricsLog, NoMetrics
+from .precision import autocast_plan
 
 
 def seed_everything(seed: int) -> None:
