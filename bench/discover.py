@@ -46,18 +46,20 @@ def main() -> None:
         seconds = time.perf_counter() - t0
         st = found.stats
         rows.append((scale, st["n_frames"], st["n_windows"], st["n_pairs"], st["seconds_embed"], st["seconds_search"],
-                     st["seconds_verify"], st["seconds_cluster"], seconds, os.getloadavg()[0]))
+                     st["seconds_verify"], st.get("seconds_trim", 0.0), st["seconds_cluster"], seconds,
+                     os.getloadavg()[0]))
         print(f"{scale}x done: {seconds:.1f} s", flush=True)
-    print("| scale | frames | minutes of audio | windows | pairs | embed s | search s | verify s | cluster s | total s | load |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| scale | frames | minutes of audio | windows | pairs | embed s | search s | verify s | trim and select s "
+          "| cluster s | total s | load |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r[0]}x | {r[1]:,} | {r[1] / 6000:.1f} | {r[2]:,} | {r[3]:,} | {r[4]:.1f} | {r[5]:.1f} | {r[6]:.1f} | "
-              f"{r[7]:.1f} | {r[8]:.1f} | {r[9]:.1f} |")
+              f"{r[7]:.1f} | {r[8]:.1f} | {r[9]:.1f} | {r[10]:.1f} |")
     for a, b in zip(rows, rows[1:]):
-        print(f"growth exponent {a[0]}x -> {b[0]}x: {math.log(b[8] / a[8]) / math.log(b[1] / a[1]):.2f}")
+        print(f"growth exponent {a[0]}x -> {b[0]}x: {math.log(b[9] / a[9]) / math.log(b[1] / a[1]):.2f}")
     if len(rows) > 1:
         print(f"growth exponent {rows[0][0]}x -> {rows[-1][0]}x: "
-              f"{math.log(rows[-1][8] / rows[0][8]) / math.log(rows[-1][1] / rows[0][1]):.2f}")
+              f"{math.log(rows[-1][9] / rows[0][9]) / math.log(rows[-1][1] / rows[0][1]):.2f}")
     print(f"load average after: {os.getloadavg()}")
 
 

@@ -78,6 +78,164 @@ def test_non_overlapping_keeps_the_best_of_each_overlapping_group():
     assert keep.tolist() == [False, True, True, True, True]
 
 
+def _trim_reference(a: np.ndarray, b: np.ndarray, min_length: int) -> tuple[int, int, int, int]:
+    """Plain Python: the DTW path of the frame-pair code (:func:`speechreps.data.pairs.dtw_path`), then
+    every stretch of it tried."""
+    from speechreps.data.pairs import dtw_path
+
+    ix, iy, _ = dtw_path(a, b)
+    path = list(zip(ix.tolist(), iy.tolist()))
+    dist = 1.0 - a @ b.T
+    stretches = []
+    for s in range(len(path)):
+        for e in range(s, len(path)):
+            span_a, span_b = path[e][0] - path[s][0] + 1, path[e][1] - path[s][1] + 1
+            if span_a >= min_length and span_b >= min_length:
+                mean = sum(dist[p] for p in path[s:e + 1]) / (span_a + span_b)
+                stretches.append((mean, s, e))
+    if not stretches:
+        return 0, len(a), 0, len(b)
+    _, s, e = min(stretches)
+    return path[s][0], path[e][0] + 1, path[s][1], path[e][1] + 1
+
+
+def test_trim_pairs_equals_the_reference_and_finds_a_planted_match():
+    from speechreps.discover.trim import trim_pairs
+    from speechreps.evaluate.dtw import l2_normalize
+
+    rng = np.random.default_rng(1)
+    segs = [l2_normalize(rng.standard_normal((int(n), 5))).astype(np.float32) for n in rng.integers(6, 26, size=10)]
+    units = np.concatenate(segs)
+    rows = np.cumsum([0] + [len(x) for x in segs])[:-1]
+    lens = np.array([len(x) for x in segs])
+    a, b = rng.integers(0, 10, size=40), rng.integers(0, 10, size=40)
+    a, b = a[a != b], b[a != b]  # a segment against itself: every stretch costs 0, a tie
+    got = trim_pairs(units, rows[a], lens[a], rows[b], lens[b], 8)
+    want = [_trim_reference(segs[i].astype(np.float64), segs[j].astype(np.float64), 8) for i, j in zip(a, b)]
+    assert [tuple(g) for g in got.tolist()] == want
+    # a 40-frame stretch shared by two 70-frame segments, different frames around it: a stretch of it, the
+    # same frames of it on both sides (every part of it costs 0; the first of min_length frames wins the tie)
+    word = l2_normalize(np.cumsum(rng.standard_normal((40, 13)), axis=0)).astype(np.float32)
+    left = [l2_normalize(rng.standard_normal((n, 13))).astype(np.float32) for n in (10, 25)]
+    right = [l2_normalize(rng.standard_normal((n, 13))).astype(np.float32) for n in (20, 5)]
+    seg_a, seg_b = np.concatenate([left[0], word, right[0]]), np.concatenate([left[1], word, right[1]])
+    cut = trim_pairs(np.concatenate([seg_a, seg_b]), np.array([0]), np.array([70]), np.array([70]), np.array([70]), 30)
+    (start_a, end_a, start_b, end_b), = cut.tolist()
+    assert 10 <= start_a and end_a <= 50 and 25 <= start_b and end_b <= 65 and end_a - start_a >= 30
+    assert (start_a - 10, end_a - 10) == (start_b - 25, end_b - 25)
+    # segments shorter than the minimum stay whole
+    assert trim_pairs(units, rows[:2], lens[:2], rows[2:4], lens[2:4], 40).tolist() == \
+        [[0, int(lens[0]), 0, int(lens[2])], [0, int(lens[1]), 0, int(lens[3])]]
+
+
+def test_coverage_threshold_is_the_loosest_that_covers_at_most_the_target():
+    from speechreps.discover.core import coverage_threshold
+
+    rng = np.random.default_rng(2)
+    n_frames, p = 600, 40
+    row_a, row_b = rng.integers(0, 560, size=p), rng.integers(0, 560, size=p)
+    len_a, len_b = rng.integers(5, 40, size=p), rng.integers(5, 40, size=p)
+    len_a, len_b = np.minimum(len_a, n_frames - row_a), np.minimum(len_b, n_frames - row_b)
+    cost = np.round(rng.uniform(0.1, 0.5, size=p), 2)  # ties on purpose
+
+    def covered(threshold):
+        frames = set()
+        for k in np.nonzero(cost <= threshold)[0]:
+            frames |= set(range(row_a[k], row_a[k] + len_a[k])) | set(range(row_b[k], row_b[k] + len_b[k]))
+        return len(frames) / n_frames
+
+    for target in (0.05, 0.2, 0.35, 0.6, 1.0):
+        got = coverage_threshold(n_frames, row_a, len_a, row_b, len_b, cost, target)
+        fitting = [c for c in np.unique(cost) if covered(c) <= target]
+        if len(fitting) == len(np.unique(cost)):
+            assert got == np.inf
+        elif fitting:
+            assert got == max(fitting)
+        else:
+            assert got < cost.min()
+        assert covered(got) <= target
+
+
+@pytest.mark.parametrize("block", [4096, 7])
+def test_discovery_stops_at_the_target_coverage(tmp_path, monkeypatch, block):
+    """The operating point: the pairs kept cover at most the target share of the frames, and the next
+    pair by DTW cost (in a discovery at the looser floor) would take them past it; trimming the best
+    pairs a block at a time gives what trimming all of them first gives."""
+    from speechreps.discover import core
+    from speechreps.discover.config import DiscoverConfig
+    from speechreps.discover.core import discover, frame_coverage, operating_threshold, restrict
+
+    monkeypatch.setattr(core, "TRIM_BLOCK", block)
+    arrays, _ = make_word_corpus()
+    loose = discover(arrays, DiscoverConfig(**{**SMALL, "target_coverage": None}))
+    for target in (0.1, 0.3):
+        cfg = DiscoverConfig(**{**SMALL, "target_coverage": target})
+        found = discover(arrays, cfg)
+        assert 0 < found.stats["coverage_frames"] <= target < loose.stats["coverage_frames"]
+        assert found.threshold == pytest.approx(operating_threshold(loose, cfg))
+        assert sorted(found.cost.tolist()) == sorted(loose.cost[loose.cost <= found.threshold].tolist())
+        same = restrict(loose, found.threshold, cfg)
+        spans = lambda d: sorted(zip(d.cost.tolist(), d.start_a.tolist(), d.end_a.tolist(), d.start_b.tolist(),
+                                     d.end_b.tolist()))
+        assert spans(found) == spans(same)
+        nxt = loose.cost[loose.cost > found.threshold].min()
+        assert restrict(loose, nxt, cfg).stats["coverage_frames"] > target
+        assert found.stats["coverage_frames"] == frame_coverage(found.store.n_frames, *_store_rows(found))
+        assert len(found.cost) == found.stats["n_pairs"]
+
+
+def _store_rows(found):
+    to_row = found.store.offsets[:-1] - found.store.key_start
+    return (to_row[found.utt_a] + found.start_a, found.end_a - found.start_a,
+            to_row[found.utt_b] + found.start_b, found.end_b - found.start_b)
+
+
+def test_cluster_resolution_is_relative_to_the_graph():
+    """The resolution means the same for a few pairs as for many: separate pairs are clusters of two
+    at any count (the absolute resolution of before, 1000, left a graph of 5 pairs as 10 single nodes),
+    and a random graph and four disjoint copies of it split into about as many clusters per node."""
+    from speechreps.discover.cluster import cluster_pairs
+
+    for p in (5, 500):
+        u = np.arange(p)
+        c = cluster_pairs(u, u * 0, u * 0 + 40, u + p, u * 0, u * 0 + 40, 0.9, np.full(p, 0.7), 0.5, 0)
+        assert c.n_clusters == p and sorted(set(np.bincount(c.node_cluster).tolist())) == [2]
+
+    rng = np.random.default_rng(3)
+    p = 60
+    ua, ub = rng.integers(0, 8, size=p), rng.integers(8, 16, size=p)
+    sa, sb = rng.integers(0, 20, size=p) * 50, rng.integers(0, 20, size=p) * 50
+    w = rng.uniform(0.4, 0.9, size=p)
+    one = cluster_pairs(ua, sa, sa + 40, ub, sb, sb + 40, 0.9, w, 0.5, 0)
+    copies = np.repeat(np.arange(4), p) * 16
+    four = cluster_pairs(np.tile(ua, 4) + copies, np.tile(sa, 4), np.tile(sa, 4) + 40, np.tile(ub, 4) + copies,
+                         np.tile(sb, 4), np.tile(sb, 4) + 40, 0.9, np.tile(w, 4), 0.5, 0)
+    ratio_one = one.n_clusters / len(one.node_cluster)
+    ratio_four = four.n_clusters / len(four.node_cluster)
+    assert ratio_one < 0.9 and abs(ratio_four - ratio_one) < 0.1 * ratio_one
+
+
+def test_discover_cli_operating_point_options(tmp_path, capsys):
+    arrays, _ = make_word_corpus(n_utts=8)
+    save_archive(tmp_path / "u.npz", arrays)
+    base = ["discover", str(tmp_path / "u.npz")]
+    small = ["--window-lengths", "30,45", "--hop", "3", "--index", "exact"]
+    assert cli.main(base + [str(tmp_path / "z"), *small, "--dtw-z", "2.5"]) == 0
+    assert cli.main(base + [str(tmp_path / "zc"), *small, "--dtw-z", "2.5", "--target-coverage", "0.2"]) == 0
+    assert cli.main(base + [str(tmp_path / "x"), *small, "--dtw-z", "2.5", "--extend", "10"]) == 0
+    conf = {name: json.loads((tmp_path / name / "discover.json").read_text())["config"] for name in ("z", "zc", "x")}
+    assert conf["z"]["target_coverage"] is None and conf["z"]["dtw_z"] == 2.5 and conf["z"]["trim"] == 40
+    assert conf["zc"]["target_coverage"] == 0.2
+    assert conf["x"]["trim"] == 0 and conf["x"]["extend"] == 10
+    capsys.readouterr()
+    for bad, word in ((["--extend", "10", "--trim", "20"], "trim"), (["--target-coverage", "1.5"], "target_coverage"),
+                      (["--trim", "-1"], "trim")):
+        assert cli.main(base + [str(tmp_path / "bad"), *small, *bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and word in err
+    assert not (tmp_path / "bad").exists()
+
+
 # ---------------------------------------------------------------------------------------------
 # Discovery on a corpus made in code: repeated "words" (smooth random trajectories) in noise
 
@@ -280,6 +438,7 @@ def test_discovery_on_a_label_free_models_features(tmp_path, monkeypatch):
     from speechreps.config import config_from_dict
     from speechreps.data.datasets import make_training_set
     from speechreps.data.registry import load_dataset
+    from speechreps.discover.config import DiscoverConfig
     from speechreps.errors import UserError
     from speechreps.models import build_model
     from speechreps.train.trainer import Trainer, seed_everything
@@ -289,7 +448,8 @@ def test_discovery_on_a_label_free_models_features(tmp_path, monkeypatch):
     from speechreps.zero_resource import _discover_stage, check_discover_on
 
     # the toy words are short and the tiny model barely trained: a loose threshold, so that pairs exist
-    monkeypatch.setattr(zero_resource, "LEARNED_DTW_Z", 1.0)
+    monkeypatch.setattr(zero_resource, "discovery_config",
+                        lambda learned, jobs=None: DiscoverConfig(jobs=jobs, dtw_z=1.0))
     monkeypatch.setattr(zero_resource, "LEARNED_Z_CURVE", (1.0,))
 
     data_paths = make_toy_dataset(tmp_path / "toy")
@@ -331,13 +491,13 @@ def test_cluster_resolution_trades_grouping_for_purity(tmp_path):
     write_wrd(tmp_path / "gold.wrd", words)
     small = ["--window-lengths", "30,45", "--hop", "3", "--index", "exact", "--dtw-z", "2.5"]
     summaries = {}
-    for resolution in ("0.5", "1000"):
+    for resolution in ("0.01", "0.5"):
         out = tmp_path / f"res{resolution}"
         args = ["discover", str(tmp_path / "utts.npz"), str(out), "--gold", str(tmp_path / "gold.wrd"), *small]
         assert cli.main(args + ["--resolution", resolution]) == 0
         summaries[resolution] = json.loads((out / "discover.json").read_text())
-    low, high = summaries["0.5"], summaries["1000"]
-    assert low["config"]["resolution"] == 0.5 and high["config"]["resolution"] == 1000.0
+    low, high = summaries["0.01"], summaries["0.5"]
+    assert low["config"]["resolution"] == 0.01 and high["config"]["resolution"] == 0.5
     assert low["stats"]["n_pairs"] == high["stats"]["n_pairs"]
     assert high["stats"]["n_clusters"] > low["stats"]["n_clusters"]
     assert high["scores"]["ned"] < low["scores"]["ned"]

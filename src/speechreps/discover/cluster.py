@@ -7,6 +7,13 @@ that graph, split into communities by the Louvain method (Blondel et al. 2008; e
 DTW similarity): plain connected components (ZRTools, Jansen & Van Durme 2011) chain different
 words through overlapping intervals into a few giant clusters, and the ZeroSpeech measures score
 every two members of a cluster as a discovered pair.
+
+The resolution is relative to the graph's total edge weight ``m``: networkx's Louvain gets
+``resolution * 2m``. A node of degree ``k`` joins a community of total degree ``K`` when its edges
+into it weigh more than ``resolution * k * K`` (networkx's modularity gain ``w/m - gamma k K / 2m^2``,
+times ``m``), whatever the graph's size. With an absolute resolution the same setting splits a small
+graph into single nodes (1000 did so below about 500 pairs, so no cluster had two members) and
+merges a large one.
 """
 
 from __future__ import annotations
@@ -59,7 +66,8 @@ def _node_medians(node: np.ndarray, values: np.ndarray, n_nodes: int) -> np.ndar
 
 
 def _communities(n_nodes: int, edges: np.ndarray, weights: np.ndarray, resolution: float, seed: int) -> np.ndarray:
-    """Louvain communities of the node graph -> community id per node."""
+    """Louvain communities of the node graph -> community id per node (``resolution`` relative to the
+    total edge weight, see the module doc)."""
     import networkx as nx
 
     graph = nx.Graph()
@@ -68,7 +76,10 @@ def _communities(n_nodes: int, edges: np.ndarray, weights: np.ndarray, resolutio
         if a != b:
             graph.add_edge(a, b, weight=max(w, 1e-6))
     label = np.empty(n_nodes, dtype=np.int64)
-    for c, members in enumerate(nx.community.louvain_communities(graph, weight="weight", resolution=resolution, seed=seed)):
+    two_m = 2.0 * graph.size(weight="weight")
+    communities = nx.community.louvain_communities(graph, weight="weight", resolution=resolution * max(two_m, 1e-12),
+                                                   seed=seed)
+    for c, members in enumerate(communities):
         label[list(members)] = c
     return label
 

@@ -8,10 +8,16 @@ from typing import Any
 from ..errors import UserError
 
 
-# Louvain resolution of the clustering. 1000 since 2026-12-03 (10 before): on the built-in training splits,
-# from the same pairs at the same coverage, cluster NED 0.426 -> 0.261 (English) and 0.534 -> 0.321
-# (Setswana), grouping F 0.490 -> 0.321 and 0.427 -> 0.268 (README, "Cluster resolution").
-DEFAULT_RESOLUTION = 1000.0
+# Louvain resolution of the clustering, relative to the pair graph's total weight (so that it means the same
+# for 400 pairs as for 4,000; see cluster.py). 0.5 since 2026-12-03 (before that an absolute 1000, which is
+# about 0.46 for synth_en's 1,558 pairs at z 5.5, but left every node alone on graphs of fewer than about
+# 500 pairs). README, "Cluster resolution".
+DEFAULT_RESOLUTION = 0.5
+# The operating point: the DTW threshold at which the kept pairs' segments cover this share of all frames
+# of the archive. One share for every language and feature type, where a threshold in robust deviations
+# (dtw_z) is not: on MFCCs English needs z 5.75 and Setswana 6.2 for the same purity, CPC features 4.4.
+# 0.28 was read off the NED-coverage curves of the built-in training splits (README, "The operating point").
+DEFAULT_TARGET_COVERAGE = 0.28
 
 
 @dataclass(frozen=True)
@@ -32,8 +38,12 @@ class DiscoverConfig:
     index: str = "auto"  # "ivf" (approximate, ~N^1.5), "exact" (all pairs), "auto": exact when small
     exact_below: int = 20000  # auto: exact search below this many windows
     nprobe: int = 8  # ivf: cells searched per query
-    dtw_z: float = 5.5  # keep pairs whose DTW cost lies this many robust deviations below random pairs' median
+    # pairs must lie at least this many robust deviations below random pairs' median DTW cost; with
+    # target_coverage the threshold tightens further until the pairs cover that share of the frames
+    dtw_z: float = 4.0
+    target_coverage: float | None = DEFAULT_TARGET_COVERAGE  # None: the dtw_z threshold alone
     dtw_threshold: float | None = None  # or an absolute DTW cost threshold (cost / (n + m), cosine frames)
+    trim: int = 40  # cut each pair to its DTW path's lowest-cost stretch of at least this many frames (0: off)
     extend: int = 0  # grow each verified pair outward by up to this many frames per side (0: no growing)
     extend_slack: float = 0.0  # ... while its DTW cost rises at most this much (and stays under the threshold)
     overlap: float = 0.5  # two windows overlap when they share this fraction of the shorter one
@@ -62,6 +72,9 @@ class DiscoverConfig:
             (0.0 < self.overlap <= 1.0 and 0.0 < self.node_overlap <= 1.0, "overlaps must lie in (0, 1]"),
             (self.max_pairs_per_cluster >= 1, "max_pairs_per_cluster must be >= 1"),
             (self.extend >= 0 and self.extend_slack >= 0, "extend and extend_slack must be >= 0"),
+            (self.target_coverage is None or 0.0 < self.target_coverage <= 1.0, "target_coverage must lie in (0, 1]"),
+            (self.trim >= 0, "trim must be >= 0"),
+            (self.trim == 0 or self.extend == 0, "extend grows pairs and trim cuts them: use one (trim 0 to extend)"),
         ]
         for ok, message in checks:
             if not ok:

@@ -3,17 +3,18 @@
 1. windows of a few lengths every ``hop`` frames over each utterance (:mod:`.segments`);
 2. a fixed-dimensional embedding of each window (chunk means, PCA), so similar segments are near
    neighbours in one vector space;
-3. each window's nearest neighbours from other utterances, by an approximate index (HNSW) whose
-   cost grows about as N log N (:mod:`.search`);
+3. each window's nearest neighbours from other utterances, by an approximate index (faiss inverted
+   file, exact below ``exact_below`` windows) (:mod:`.search`);
 4. overlapping candidates of one utterance pair reduced to the most similar one, then each survivor
-   verified by DTW on the frames; a pair is kept when its cost is below a threshold, by default
-   ``dtw_z`` robust standard deviations (1.4826 x the median absolute deviation) below the median DTW
-   cost of random window pairs, so the same setting works for MFCCs and for learned features of any
-   scale (:mod:`.verify`);
-5. overlapping verified pairs reduced once more by DTW cost; optionally (``extend`` > 0) each pair
-   grown outward while its DTW cost stays low (:func:`.verify.extend_pairs`: windows find the most
-   similar part of a repeated word, often a fragment); intervals merged into nodes and nodes into
-   clusters (:mod:`.cluster`).
+   verified by DTW on the frames; a pair stays a candidate when its cost lies at least ``dtw_z``
+   robust standard deviations (1.4826 x the median absolute deviation) below the median DTW cost of
+   random window pairs, a loose floor that adapts to any feature type's scale (:mod:`.verify`);
+5. overlapping verified pairs reduced once more by DTW cost; each pair cut to the best stretch of
+   its DTW path (``trim``, :func:`.verify.trim_pairs`) or, optionally, grown outward while its
+   cost stays low (``extend``, :func:`.verify.extend_pairs`);
+6. the operating point: the best pairs (lowest cost) until their segments cover
+   ``target_coverage`` of all frames (:func:`coverage_threshold`), or a fixed threshold;
+7. intervals merged into nodes and nodes into clusters (:mod:`.cluster`).
 
 Only the features are used: no transcription, no speaker labels.
 """
@@ -32,9 +33,11 @@ from .cluster import Clusters, cluster_pairs
 from .config import DiscoverConfig
 from .search import candidate_pairs, neighbours
 from .segments import FrameStore, embed_windows, load_frames, make_windows, reduce_dim
+from .trim import trim_pairs
 from .verify import extend_pairs, non_overlapping, pair_dtw
 
 RANDOM_PAIRS = 20000
+TRIM_BLOCK = 4096  # pairs trimmed at a time while the coverage target is sought (then twice as many)
 
 
 @dataclass
@@ -88,7 +91,84 @@ def restrict(found: Discovery, threshold: float, cfg: DiscoverConfig) -> Discove
     clusters = cluster_pairs(*a, *b, cfg.node_overlap, 1.0 - found.cost[keep], cfg.resolution, cfg.seed)
     return Discovery(found.store, *a, *b, found.cost[keep], clusters, threshold,
                      {**found.stats, "n_pairs": int(keep.sum()), "n_nodes": len(clusters.node_cluster),
-                      "n_clusters": clusters.n_clusters, "dtw_threshold": threshold})
+                      "n_clusters": clusters.n_clusters, "dtw_threshold": threshold,
+                      "coverage_frames": frame_coverage(found.store.n_frames, *_rows(found.store, *a, *b))})
+
+
+def _covered_counts(n_frames: int, row_a: np.ndarray, len_a: np.ndarray, row_b: np.ndarray, len_b: np.ndarray,
+                    order: np.ndarray) -> np.ndarray:
+    """Frames covered by the first k pairs of ``order`` (their segments' union), for every k."""
+    covered = np.zeros(n_frames, bool)
+    counts = np.empty(len(order), np.int64)
+    total = 0
+    for k, p in enumerate(order):
+        for row, length in ((row_a[p], len_a[p]), (row_b[p], len_b[p])):
+            span = covered[row:row + length]
+            total += int(length) - int(np.count_nonzero(span))
+            span[:] = True
+        counts[k] = total
+    return counts
+
+
+def frame_coverage(n_frames: int, row_a: np.ndarray, len_a: np.ndarray, row_b: np.ndarray, len_b: np.ndarray) -> float:
+    """The share of all ``n_frames`` frames that the pairs' segments cover (no label needed)."""
+    if len(row_a) == 0 or n_frames == 0:
+        return 0.0
+    return float(_covered_counts(n_frames, row_a, len_a, row_b, len_b, np.arange(len(row_a)))[-1]) / n_frames
+
+
+def coverage_threshold(n_frames: int, row_a: np.ndarray, len_a: np.ndarray, row_b: np.ndarray, len_b: np.ndarray,
+                       cost: np.ndarray, target: float) -> float:
+    """The highest DTW cost at which the pairs of at most that cost cover at most ``target`` of the
+    ``n_frames`` frames (segments as rows of the frame store); ``inf`` when all of them do.
+
+    Why a share of the audio rather than a cost: the same share picks a comparable operating point on
+    any corpus and feature type, while a cost threshold, even one relative to random pairs, lands on
+    different purities (README, "The operating point"). No label is used.
+    """
+    if len(cost) == 0:
+        return float("inf")
+    order = np.argsort(cost, kind="stable")
+    counts = _covered_counts(n_frames, row_a, len_a, row_b, len_b, order)
+    sorted_cost = cost[order]
+    # pairs of equal cost go in or out together
+    last_of_cost = np.r_[sorted_cost[1:] != sorted_cost[:-1], True]
+    fits = (counts <= target * n_frames) & last_of_cost
+    if counts[-1] <= target * n_frames:
+        return float("inf")
+    if not fits.any():
+        return float(np.nextafter(sorted_cost[0], -np.inf))
+    return float(sorted_cost[np.nonzero(fits)[0].max()])
+
+
+def _rows(store: FrameStore, ua, sa, ea, ub, sb, eb):
+    """Utterance frames -> ``(row_a, len_a, row_b, len_b)`` of the frame store."""
+    to_row = store.offsets[:-1] - store.key_start
+    return to_row[ua] + sa, ea - sa, to_row[ub] + sb, eb - sb
+
+
+def operating_threshold(found: "Discovery", cfg: DiscoverConfig) -> float:
+    """The threshold ``cfg`` asks for, applied to a discovery made at a looser one (for
+    :func:`restrict`): the absolute one, or the z floor tightened by the coverage target."""
+    if cfg.dtw_threshold is not None:
+        return float(cfg.dtw_threshold)
+    med, mad = found.stats.get("null_median"), found.stats.get("null_mad")
+    if med is None:
+        raise UserError("discover: this discovery used an absolute threshold; no z threshold applies")
+    threshold = med - cfg.dtw_z * 1.4826 * mad
+    if cfg.target_coverage is not None:
+        keep = found.cost <= threshold
+        rows = _rows(found.store, *(a[keep] for a in (found.utt_a, found.start_a, found.end_a, found.utt_b,
+                                                      found.start_b, found.end_b)))
+        threshold = min(threshold, coverage_threshold(found.store.n_frames, *rows, found.cost[keep],
+                                                      cfg.target_coverage))
+    return threshold
+
+
+def _trimmed(store: FrameStore, cfg: DiscoverConfig, row_a, len_a, row_b, len_b):
+    """The pairs cut to the best stretch of their DTW paths (:func:`.verify.trim_pairs`)."""
+    cut = trim_pairs(store.units, row_a, len_a, row_b, len_b, cfg.trim, cfg.jobs)
+    return row_a + cut[:, 0], cut[:, 1] - cut[:, 0], row_b + cut[:, 2], cut[:, 3] - cut[:, 2]
 
 
 def _timed(stats: dict, name: str, t0: float) -> float:
@@ -133,15 +213,16 @@ def discover(utterances: Mapping[str, np.ndarray], cfg: DiscoverConfig | None = 
     keep = non_overlapping(group, sa, sa + windows.length[i], sb, sb + windows.length[j], -sim, cfg.overlap)
     i, j = i[keep], j[keep]
     rng = np.random.default_rng(cfg.seed)
+    null = None
     if cfg.dtw_threshold is not None:
-        threshold = float(cfg.dtw_threshold)
+        floor = float(cfg.dtw_threshold)
     else:
         null = _random_costs(store, windows, RANDOM_PAIRS, rng, cfg.jobs)
         if len(null) == 0:
             raise UserError("discover: the archive needs at least two utterances")
-        threshold = z_threshold(null, cfg.dtw_z)
+        floor = z_threshold(null, cfg.dtw_z)
     cost = pair_dtw(store.units, windows.row[i], windows.length[i], windows.row[j], windows.length[j], cfg.jobs)
-    ok = cost <= threshold
+    ok = cost <= floor
     i, j, cost = i[ok], j[ok], cost[ok]
     t = _timed(stats, "verify", t)
     # verified pairs that still overlap on both sides (from different lengths): the lowest cost stays
@@ -153,8 +234,33 @@ def discover(utterances: Mapping[str, np.ndarray], cfg: DiscoverConfig | None = 
     row_a, len_a, row_b, len_b = windows.row[i], windows.length[i], windows.row[j], windows.length[j]
     if cfg.extend > 0:
         row_a, len_a, row_b, len_b, cost = extend_pairs(store.units, store.offsets, ua, row_a, len_a, ub, row_b, len_b,
-                                                        cost, threshold, cfg.extend, cfg.hop, cfg.extend_slack, cfg.jobs)
+                                                        cost, floor, cfg.extend, cfg.hop, cfg.extend_slack, cfg.jobs)
         t = _timed(stats, "extend", t)
+    threshold = floor
+    if cfg.dtw_threshold is None and cfg.target_coverage is not None:
+        # best pairs first, trimmed a growing block at a time, until the target share is passed: only
+        # the pairs kept (and the last block) are trimmed, however loose the floor
+        order = np.argsort(cost, kind="stable")
+        ua, row_a, len_a, ub, row_b, len_b, cost = (a[order] for a in (ua, row_a, len_a, ub, row_b, len_b, cost))
+        done, block = 0, TRIM_BLOCK
+        while True:
+            if cfg.trim > 0 and done < len(cost):
+                part = slice(done, min(done + block, len(cost)))
+                row_a[part], len_a[part], row_b[part], len_b[part] = _trimmed(store, cfg, row_a[part], len_a[part],
+                                                                              row_b[part], len_b[part])
+                done, block = part.stop, block * 2
+            else:
+                done = len(cost)
+            threshold = min(floor, coverage_threshold(store.n_frames, row_a[:done], len_a[:done], row_b[:done],
+                                                      len_b[:done], cost[:done], cfg.target_coverage))
+            if done == len(cost) or threshold < cost[done - 1]:
+                break
+        ok = cost <= threshold
+        ua, row_a, len_a, ub, row_b, len_b, cost = (a[ok] for a in (ua, row_a, len_a, ub, row_b, len_b, cost))
+    elif cfg.trim > 0:
+        row_a, len_a, row_b, len_b = _trimmed(store, cfg, row_a, len_a, row_b, len_b)
+    if cfg.trim > 0:
+        t = _timed(stats, "trim", t)
 
     # rows of the frame store -> frames of the utterance
     def frames_of(u, row, length):
@@ -164,11 +270,12 @@ def discover(utterances: Mapping[str, np.ndarray], cfg: DiscoverConfig | None = 
     (ua, sa, ea), (ub, sb, eb) = frames_of(ua, row_a, len_a), frames_of(ub, row_b, len_b)
     clusters = cluster_pairs(ua, sa, ea, ub, sb, eb, cfg.node_overlap, 1.0 - cost, cfg.resolution, cfg.seed)
     _timed(stats, "cluster", t)
-    stats["null_median"] = float(np.median(null)) if cfg.dtw_threshold is None else None
-    stats["null_mad"] = float(np.median(np.abs(null - np.median(null)))) if cfg.dtw_threshold is None else None
+    stats["null_median"] = float(np.median(null)) if null is not None else None
+    stats["null_mad"] = float(np.median(np.abs(null - np.median(null)))) if null is not None else None
     stats.update(n_utterances=len(store.keys), n_frames=store.n_frames, n_windows=len(windows),
-                 n_candidates=int(keep.size), n_pairs=len(i), n_nodes=len(clusters.node_cluster),
-                 n_clusters=clusters.n_clusters, dtw_threshold=threshold,
+                 n_candidates=int(keep.size), n_pairs=len(cost), n_nodes=len(clusters.node_cluster),
+                 n_clusters=clusters.n_clusters, dtw_threshold=threshold, dtw_floor=floor,
+                 coverage_frames=frame_coverage(store.n_frames, *_rows(store, ua, sa, ea, ub, sb, eb)),
                  seconds=round(time.perf_counter() - t_start, 3))
     log(f"discover: {stats['n_windows']} windows, {stats['n_pairs']} pairs, {stats['n_nodes']} terms in "
         f"{stats['n_clusters']} clusters ({stats['seconds']:.1f} s)")
