@@ -449,7 +449,7 @@ def test_discovery_on_a_label_free_models_features(tmp_path, monkeypatch):
 
     # the toy words are short and the tiny model barely trained: a loose threshold, so that pairs exist
     monkeypatch.setattr(zero_resource, "discovery_config",
-                        lambda learned, jobs=None: DiscoverConfig(jobs=jobs, dtw_z=1.0))
+                        lambda jobs=None: DiscoverConfig(jobs=jobs, dtw_z=1.0))
     monkeypatch.setattr(zero_resource, "LEARNED_Z_CURVE", (1.0,))
 
     data_paths = make_toy_dataset(tmp_path / "toy")

@@ -50,9 +50,9 @@ def _gold_words(opts, name: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def discovery_config(learned: bool, jobs: int | None = None):
-    """The track's discovery settings: the defaults (their coverage target serves MFCCs and a model's
-    features alike; ``learned`` is kept so that a setting for one kind of input has a place)."""
+def discovery_config(jobs: int | None = None):
+    """The track's discovery settings: the defaults, whose coverage target serves MFCCs and a model's
+    features alike."""
     from .discover.config import DiscoverConfig
 
     return DiscoverConfig(jobs=jobs)
@@ -66,7 +66,7 @@ def _z_curve(learned: bool) -> tuple[float, ...]:
 def _discovery_fingerprint_settings(learned: bool) -> dict:
     """What the discovery stage's result depends on besides its data: the settings (not the thread count)
     and the thresholds of the NED-coverage curve, so that a change of a default reruns the stage."""
-    settings = discovery_config(learned).to_dict()
+    settings = discovery_config().to_dict()
     settings.pop("jobs")
     return {**settings, "z_curve": list(_z_curve(learned))}
 
@@ -86,7 +86,7 @@ def _discover_stage(data_paths: Path, name: str, gold: Path | None, out: Path, j
     from .fileio import write_json
 
     ds = load_dataset(data_paths, name)
-    cfg = discovery_config(on is not None, jobs)
+    cfg = discovery_config(jobs)
     z_curve = _z_curve(on is not None)
     if on is not None:  # the label-free model, its last.pt: picking best.pt used gold validation words
         from .extract import utterance_features

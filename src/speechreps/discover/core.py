@@ -10,7 +10,7 @@
    robust standard deviations (1.4826 x the median absolute deviation) below the median DTW cost of
    random window pairs, a loose floor that adapts to any feature type's scale (:mod:`.verify`);
 5. overlapping verified pairs reduced once more by DTW cost; each pair cut to the best stretch of
-   its DTW path (``trim``, :func:`.verify.trim_pairs`) or, optionally, grown outward while its
+   its DTW path (``trim``, :func:`.trim.trim_pairs`) or, optionally, grown outward while its
    cost stays low (``extend``, :func:`.verify.extend_pairs`);
 6. the operating point: the best pairs (lowest cost) until their segments cover
    ``target_coverage`` of all frames (:func:`coverage_threshold`), or a fixed threshold;
@@ -166,7 +166,7 @@ def operating_threshold(found: "Discovery", cfg: DiscoverConfig) -> float:
 
 
 def _trimmed(store: FrameStore, cfg: DiscoverConfig, row_a, len_a, row_b, len_b):
-    """The pairs cut to the best stretch of their DTW paths (:func:`.verify.trim_pairs`)."""
+    """The pairs cut to the best stretch of their DTW paths (:func:`.trim.trim_pairs`)."""
     cut = trim_pairs(store.units, row_a, len_a, row_b, len_b, cfg.trim, cfg.jobs)
     return row_a + cut[:, 0], cut[:, 1] - cut[:, 0], row_b + cut[:, 2], cut[:, 3] - cut[:, 2]
 

@@ -59,7 +59,8 @@ def write_outputs(discovery: Discovery, utterances: Mapping[str, np.ndarray], ou
     out.mkdir(parents=True, exist_ok=True)
     pairs = discovery.term_pairs(max_pairs_per_cluster)
     if not pairs:
-        raise UserError("discover: no pair passed verification (try a higher --target-coverage, a lower --dtw-z or shorter windows)")
+        raise UserError("discover: no pair passed verification "
+                        "(try a higher --target-coverage, a lower --dtw-z or shorter windows)")
     paths = {"pairs": out / "pairs.txt", "terms": out / "terms.npz", "clusters": out / "clusters.txt"}
     write_term_pairs(paths["pairs"], pairs)
     save_archive(paths["terms"], term_archive(discovery, utterances))
