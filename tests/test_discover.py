@@ -167,9 +167,9 @@ def test_discovery_stops_at_the_target_coverage(tmp_path, monkeypatch, block):
 
     monkeypatch.setattr(core, "TRIM_BLOCK", block)
     arrays, _ = make_word_corpus()
-    loose = discover(arrays, DiscoverConfig(**{**SMALL, "target_coverage": None}))
+    loose = discover(arrays, DiscoverConfig(**{**SMALL, "trim": 20}))  # z 2.5, below the coverage floor
     for target in (0.1, 0.3):
-        cfg = DiscoverConfig(**{**SMALL, "target_coverage": target})
+        cfg = DiscoverConfig(**{**SMALL, "trim": 20, "target_coverage": target, "coverage_floor_z": 3.0})
         found = discover(arrays, cfg)
         assert 0 < found.stats["coverage_frames"] <= target < loose.stats["coverage_frames"]
         assert found.threshold == pytest.approx(operating_threshold(loose, cfg))
@@ -220,13 +220,17 @@ def test_discover_cli_operating_point_options(tmp_path, capsys):
     save_archive(tmp_path / "u.npz", arrays)
     base = ["discover", str(tmp_path / "u.npz")]
     small = ["--window-lengths", "30,45", "--hop", "3", "--index", "exact"]
-    assert cli.main(base + [str(tmp_path / "z"), *small, "--dtw-z", "2.5"]) == 0
-    assert cli.main(base + [str(tmp_path / "zc"), *small, "--dtw-z", "2.5", "--target-coverage", "0.2"]) == 0
-    assert cli.main(base + [str(tmp_path / "x"), *small, "--dtw-z", "2.5", "--extend", "10"]) == 0
-    conf = {name: json.loads((tmp_path / name / "discover.json").read_text())["config"] for name in ("z", "zc", "x")}
-    assert conf["z"]["target_coverage"] is None and conf["z"]["dtw_z"] == 2.5 and conf["z"]["trim"] == 40
-    assert conf["zc"]["target_coverage"] == 0.2
-    assert conf["x"]["trim"] == 0 and conf["x"]["extend"] == 10
+    floor = ["--coverage-floor-z", "2.5"]  # the toy corpus's pairs lie 2.5-4 deviations below random ones
+    runs = {"z": ["--dtw-z", "2.5"], "inv": ["--term-inventory", *floor],
+            "cov": ["--target-coverage", "0.2", "--trim", "20", *floor]}
+    for name, extra in runs.items():
+        assert cli.main(base + [str(tmp_path / name), *small, *extra]) == 0
+    conf = {name: json.loads((tmp_path / name / "discover.json").read_text()) for name in runs}
+    assert conf["z"]["config"]["target_coverage"] is None and conf["z"]["config"]["trim"] == 0
+    assert (conf["inv"]["config"]["target_coverage"], conf["inv"]["config"]["trim"]) == (0.28, 40)
+    assert (conf["cov"]["config"]["target_coverage"], conf["cov"]["config"]["trim"]) == (0.2, 20)
+    assert conf["cov"]["config"]["coverage_floor_z"] == 2.5
+    assert conf["inv"]["stats"]["coverage_frames"] <= 0.28 and conf["cov"]["stats"]["coverage_frames"] <= 0.2
     capsys.readouterr()
     for bad, word in ((["--extend", "10", "--trim", "20"], "trim"), (["--target-coverage", "1.5"], "target_coverage"),
                       (["--trim", "-1"], "trim")):
@@ -438,7 +442,6 @@ def test_discovery_on_a_label_free_models_features(tmp_path, monkeypatch):
     from speechreps.config import config_from_dict
     from speechreps.data.datasets import make_training_set
     from speechreps.data.registry import load_dataset
-    from speechreps.discover.config import DiscoverConfig
     from speechreps.errors import UserError
     from speechreps.models import build_model
     from speechreps.train.trainer import Trainer, seed_everything
@@ -448,8 +451,7 @@ def test_discovery_on_a_label_free_models_features(tmp_path, monkeypatch):
     from speechreps.zero_resource import _discover_stage, check_discover_on
 
     # the toy words are short and the tiny model barely trained: a loose threshold, so that pairs exist
-    monkeypatch.setattr(zero_resource, "discovery_config",
-                        lambda jobs=None: DiscoverConfig(jobs=jobs, dtw_z=1.0))
+    monkeypatch.setattr(zero_resource, "LEARNED_DTW_Z", 1.0)
     monkeypatch.setattr(zero_resource, "LEARNED_Z_CURVE", (1.0,))
 
     data_paths = make_toy_dataset(tmp_path / "toy")

@@ -36,22 +36,28 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="candidate segment lengths in frames (default 40,60,80)")
     p.add_argument("--hop", type=int, default=None, help="frames between window starts (default 5)")
     p.add_argument("--k", type=int, default=None, help="neighbours kept per window (default 5)")
-    p.add_argument("--target-coverage", type=float, default=None, metavar="SHARE",
-                   help="keep the best pairs (lowest DTW cost) until their segments cover this share of all frames "
-                        "(default 0.28; the operating point, the same for any language and feature type)")
     p.add_argument("--dtw-z", type=float, default=None,
                    help="keep pairs whose DTW cost lies this many robust standard deviations below the median "
-                        "cost of random segment pairs; given alone, this threshold replaces the coverage target "
-                        "(with --target-coverage it is the loosest threshold allowed, default 4.0)")
+                        "cost of random segment pairs (default 5.5; lower: more pairs, less pure)")
     p.add_argument("--dtw-threshold", type=float, default=None, help="an absolute DTW cost threshold instead")
+    p.add_argument("--target-coverage", type=float, default=None, metavar="SHARE",
+                   help="instead of a threshold: the best pairs (lowest DTW cost) until their segments cover this "
+                        "share of all frames (no label used; the same share suits any language and feature type)")
+    p.add_argument("--coverage-floor-z", type=float, default=None, metavar="Z",
+                   help="with --target-coverage: pairs must still lie Z robust standard deviations below random "
+                        "pairs' median cost (default 4.0)")
     p.add_argument("--trim", type=int, default=None, metavar="FRAMES",
                    help="cut each pair to the lowest-cost stretch of its DTW path at least FRAMES long on both sides "
-                        "(default 40; 0: keep the whole windows)")
+                        "(default 0: whole windows)")
+    p.add_argument("--term-inventory", action="store_true",
+                   help="the operating point for a term inventory scored by the ZeroSpeech measures: "
+                        "--target-coverage 0.28 --trim 40 (purer clusters; fewer pairs, fragments of words, "
+                        "which train worse models than the default's)")
     p.add_argument("--index", choices=("auto", "ivf", "exact"), default=None,
                    help="nearest-neighbour search (default auto: exact below 20000 windows, else ivf)")
     p.add_argument("--extend", type=int, default=None, metavar="FRAMES",
                    help="grow each verified pair outward by up to FRAMES per side, --hop at a time, while its DTW cost "
-                        "stays under the threshold (default 0: no growing; turns --trim off)")
+                        "stays under the threshold (default 0: no growing)")
     p.add_argument("--extend-slack", type=float, default=None,
                    help="with --extend: how much a pair's DTW cost may rise while it grows (default 0)")
     p.add_argument("--resolution", type=float, default=None,
@@ -68,21 +74,17 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from ..data.archive import load_archive
-    from ..discover.config import DiscoverConfig
+    from ..discover.config import TERM_INVENTORY, DiscoverConfig
     from ..discover.pipeline import discover_to_folder
     from ..errors import check_jobs
 
     check_jobs(args.jobs)
-    cfg = DiscoverConfig()
+    cfg = DiscoverConfig(**(TERM_INVENTORY if args.term_inventory else {}))
     overrides = {name: getattr(args, name) for name in ("window_lengths", "hop", "k", "dtw_z", "dtw_threshold", "extend",
                                                          "extend_slack", "index", "resolution", "max_pairs_per_cluster",
-                                                         "seed", "jobs", "target_coverage", "trim")}
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    if "dtw_z" in overrides and "target_coverage" not in overrides:
-        overrides["target_coverage"] = None  # a z threshold asked for alone is the operating point
-    if overrides.get("extend") and "trim" not in overrides:
-        overrides["trim"] = 0  # growing pairs and cutting them back do not go together
-    cfg = replace(cfg, **overrides)
+                                                         "seed", "jobs", "target_coverage", "coverage_floor_z",
+                                                         "trim")}
+    cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     utterances = load_archive(args.archive)
     summary = discover_to_folder(utterances, args.out, cfg, gold=args.gold, phones=args.phones, log=print)
     scores = summary.get("scores")
