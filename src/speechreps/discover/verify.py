@@ -83,7 +83,7 @@ def pair_dtw(units: np.ndarray, row_a: np.ndarray, len_a: np.ndarray, row_b: np.
     """DTW cost / (n + m) of the segments ``units[row_a[p] : row_a[p] + len_a[p]]`` and likewise b."""
     import numba
 
-    kernel = _kernels()[0]
+    kernel, _ = _kernels()
     out = np.empty(len(row_a), dtype=np.float64)
     if len(out) == 0:
         return out
@@ -106,7 +106,7 @@ def non_overlapping(group: np.ndarray, s1: np.ndarray, e1: np.ndarray, s2: np.nd
     already kept pair by ``overlap`` of the shorter span on both sides are dropped: a repeated word
     is found by many shifted windows, and only the best-matching one should stay.
     """
-    suppress = _kernels()[1]
+    _, suppress = _kernels()
     if len(group) == 0:
         return np.zeros(0, bool)
     order = np.lexsort((score, group)).astype(np.int64)
@@ -155,4 +155,3 @@ def extend_pairs(units: np.ndarray, offsets: np.ndarray, utt_a: np.ndarray, row_
             grown[idx] += step
             active[idx] = True
     return row_a, len_a, row_b, len_b, cost
-
