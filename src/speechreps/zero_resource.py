@@ -83,7 +83,7 @@ def _discover_stage(data_paths: Path, name: str, gold: Path | None, out: Path, j
     from .data.archive import load_archive
     from .data.registry import load_dataset
     from .discover.config import DiscoverConfig
-    from .discover.core import discover, operating_threshold, restrict
+    from .discover.core import discover, operating_threshold, restrict, z_cost
     from .discover.outputs import write_outputs
     from .discover.pipeline import gold_for, score
     from .fileio import write_json
@@ -115,7 +115,7 @@ def _discover_stage(data_paths: Path, name: str, gold: Path | None, out: Path, j
             entry["scores"] = score(found, words, max_pairs_per_cluster=cfg.max_pairs_per_cluster)
             curve = []
             for z in z_curve:
-                sub = restrict(loose, null_median - z * 1.4826 * null_mad, cfg)
+                sub = restrict(loose, z_cost(null_median, null_mad, z), cfg)
                 if len(sub.cost):
                     s = score(sub, words, max_pairs_per_cluster=cfg.max_pairs_per_cluster)
                     curve.append({"z": z, "ned": s["ned"], "ned_pairs": s["ned_pairs"], "coverage": s["coverage"],

@@ -84,6 +84,11 @@ class DiscoverConfig:
             if not ok:
                 raise UserError(f"discover: {message}")
 
+    @property
+    def floor_z(self) -> float:
+        """The z of the loosest pair kept: ``dtw_z``, or ``coverage_floor_z`` under a coverage target."""
+        return self.coverage_floor_z if self.target_coverage is not None else self.dtw_z
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["window_lengths"] = list(self.window_lengths)

@@ -112,10 +112,15 @@ def _covered_counts(n_frames: int, row_a: np.ndarray, len_a: np.ndarray, row_b: 
 
 
 def frame_coverage(n_frames: int, row_a: np.ndarray, len_a: np.ndarray, row_b: np.ndarray, len_b: np.ndarray) -> float:
-    """The share of all ``n_frames`` frames that the pairs' segments cover (no label needed)."""
+    """The share of all ``n_frames`` frames that the pairs' segments cover (no label needed): segment
+    starts and ends as +1 / -1 on a difference array, a frame covered where the running sum is positive."""
     if len(row_a) == 0 or n_frames == 0:
         return 0.0
-    return float(_covered_counts(n_frames, row_a, len_a, row_b, len_b, np.arange(len(row_a)))[-1]) / n_frames
+    starts = np.concatenate([row_a, row_b])
+    depth = np.zeros(n_frames + 1, np.int64)
+    np.add.at(depth, starts, 1)
+    np.add.at(depth, starts + np.concatenate([len_a, len_b]), -1)
+    return float(np.count_nonzero(np.cumsum(depth[:-1]) > 0)) / n_frames
 
 
 def coverage_threshold(n_frames: int, row_a: np.ndarray, len_a: np.ndarray, row_b: np.ndarray, len_b: np.ndarray,
@@ -156,7 +161,7 @@ def operating_threshold(found: "Discovery", cfg: DiscoverConfig) -> float:
     med, mad = found.stats.get("null_median"), found.stats.get("null_mad")
     if med is None:
         raise UserError("discover: this discovery used an absolute threshold; no z threshold applies")
-    threshold = med - (cfg.coverage_floor_z if cfg.target_coverage is not None else cfg.dtw_z) * 1.4826 * mad
+    threshold = z_cost(med, mad, cfg.floor_z)
     if cfg.target_coverage is not None:
         keep = found.cost <= threshold
         rows = _rows(found.store, *(a[keep] for a in (found.utt_a, found.start_a, found.end_a, found.utt_b,
@@ -178,10 +183,15 @@ def _timed(stats: dict, name: str, t0: float) -> float:
     return t
 
 
+def z_cost(median: float, mad: float, z: float) -> float:
+    """``median - z * 1.4826 * MAD``: the cost ``z`` robust standard deviations below the median."""
+    return median - z * 1.4826 * mad
+
+
 def z_threshold(null: np.ndarray, z: float) -> float:
-    """``median - z * 1.4826 * MAD`` of the null costs (a robust z-score threshold)."""
+    """The robust z-score threshold of the null costs (:func:`z_cost` of their median and MAD)."""
     median = float(np.median(null))
-    return median - z * 1.4826 * float(np.median(np.abs(null - median)))
+    return z_cost(median, float(np.median(np.abs(null - median))), z)
 
 
 def _random_costs(store: FrameStore, windows, n: int, rng: np.random.Generator, jobs: int | None) -> np.ndarray:
@@ -221,7 +231,7 @@ def discover(utterances: Mapping[str, np.ndarray], cfg: DiscoverConfig | None = 
         null = _random_costs(store, windows, RANDOM_PAIRS, rng, cfg.jobs)
         if len(null) == 0:
             raise UserError("discover: the archive needs at least two utterances")
-        floor = z_threshold(null, cfg.coverage_floor_z if cfg.target_coverage is not None else cfg.dtw_z)
+        floor = z_threshold(null, cfg.floor_z)
     cost = pair_dtw(store.units, windows.row[i], windows.length[i], windows.row[j], windows.length[j], cfg.jobs)
     ok = cost <= floor
     i, j, cost = i[ok], j[ok], cost[ok]
