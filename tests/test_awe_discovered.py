@@ -19,7 +19,7 @@ from speechreps.awe.compare import CompareJob, compare, discovered_from_results,
 from speechreps.awe.config import awe_config_from_dict
 from speechreps.awe.data import MFCCInput
 from speechreps.awe.embed import evaluate_embeddings, model_embeddings
-from speechreps.awe.train import evaluate_awe, load_awe
+from speechreps.awe.train import evaluate_awe, load_awe, scored_checkpoint
 from speechreps.data.alignments import TermPair, write_term_pairs
 from speechreps.data.archive import format_key, load_archive, parse_word_key, save_archive
 from speechreps.data.registry import load_dataset, register_dataset
@@ -95,7 +95,7 @@ def make_twin_datasets(root: Path, seed: int = 0) -> tuple[str, list[TermPair]]:
     return str(path), pairs
 
 
-def test_discovered_rows_train_on_the_pair_file_select_on_pseudo_labels_and_score_on_gold(tmp_path):
+def test_discovered_rows_train_on_the_pair_file_log_pseudo_labels_and_score_last_on_gold(tmp_path):
     data_paths, pairs = make_twin_datasets(tmp_path)
     cfg = tiny_cfg(drop_hardest_discovered=0.5)
     log: list[str] = []
@@ -120,11 +120,15 @@ def test_discovered_rows_train_on_the_pair_file_select_on_pseudo_labels_and_scor
     assert {parse_word_key(k).label for k in terms} == {"c0", "c1", "c2", "c3"}
     pseudo_ap = evaluate_embeddings(model_embeddings(model, terms), zr.speaker_rule(zr.word_tokens("validation"))).ap
     assert disc["selection_val_ap"] == pytest.approx(pseudo_ap)
-    # scores: the gold validation and test words of 'two', the same ones as the gold row's
-    again = evaluate_awe(load_dataset(data_paths, "two"), MFCCInput(), model)
+    # scores: of last.pt (the pseudo-labelled pick above is logged, not scored), on the gold validation
+    # and test words of 'two', the same ones as the gold row's; the gold row is of its best.pt
+    assert disc["checkpoint"] == "last.pt" and gold["checkpoint"] == "best.pt" and scored_checkpoint(ck) == "last"
+    last, _ = load_awe(ck, checkpoint="last")
+    again = evaluate_awe(load_dataset(data_paths, "two"), MFCCInput(), last)
     assert disc[f"test_{MODEL}_ap"] == pytest.approx(again["test"][MODEL]["ap"])
     assert disc[f"validation_{MODEL}_ap"] == pytest.approx(again["validation"][MODEL]["ap"])
-    assert disc[f"validation_{MODEL}_ap"] != pytest.approx(pseudo_ap)
+    assert disc[f"validation_{MODEL}_ap"] != pytest.approx(evaluate_embeddings(
+        model_embeddings(last, terms), zr.speaker_rule(zr.word_tokens("validation"))).ap)
     assert disc["test_downsample_ap"] == pytest.approx(gold["test_downsample_ap"])
     table = format_table(rows)
     assert "| training pairs |" in table
@@ -163,6 +167,15 @@ def test_cli_trains_on_the_twin_and_evaluates_on_the_gold_words(tmp_path, capsys
         assert load_awe(other)[0].cfg.drop_hardest == drop
     assert cli.main(["awe", "evaluate", str(ck), "--language", "two", "--data-paths", data_paths]) == 0
     report = json.loads((ck / "awe_evaluation_two.json").read_text())
+    # a model of discovered pairs is read at last.pt unless --checkpoint says otherwise; one of gold-labelled
+    # pairs (the --pairs file without --discovered-pairs) at best.pt
+    assert Path(report["checkpoint"]).name == "last.pt" and "last.pt" in capsys.readouterr().out
+    assert cli.main(["awe", "evaluate", str(ck), "--language", "two", "--data-paths", data_paths,
+                     "--checkpoint", "best"]) == 0
+    assert Path(json.loads((ck / "awe_evaluation_two.json").read_text())["checkpoint"]).name == "best.pt"
+    assert cli.main(["awe", "evaluate", str(tmp_path / "ck_pairs0"), "--language", "two", "--data-paths", data_paths]) == 0
+    assert Path(json.loads((tmp_path / "ck_pairs0" / "awe_evaluation_two.json").read_text())["checkpoint"]).name == "best.pt"
+    assert scored_checkpoint(tmp_path / "ck_pairs1") == "last"
     assert set(report["splits"]) == {"validation", "test"}
     assert report["splits"]["test"]["n_tokens"] == len(load_archive(tmp_path / "two" / "test_words.npz"))
 

@@ -443,9 +443,9 @@ def _awe_comparison(config_file: Path, data_paths: Path, names: list[str], train
 
     pairs = ("" if not discovered else
              " Training pairs: \"gold\", the dataset's ground-truth word pairs (an upper bound); \"discovered\", "
-             "the pairs of the zero-resource track's term discovery (`<dataset>_zr`), best.pt picked by the AP on the "
-             "terms discovered in the validation audio (cluster ids as labels; on a zero-resource dataset, which has "
-             "no validation audio, the last checkpoint): no word label used in training or selection. Their inputs "
+             "the pairs of the zero-resource track's term discovery (`<dataset>_zr`), the AWE model read at its "
+             "last.pt (the AP on the terms discovered in the validation audio, cluster ids as labels, is logged but "
+             "picked worse epochs): no word label used in training or selection. Their inputs "
              "are label-free too: MFCC, models trained without pairs (read at their last.pt, "
              "marked \"(last.pt)\", as gold validation AP picked their best.pt), and the track's models trained on "
              "discovered pairs (frame model trained on `<dataset>_zr`). Every row is scored on the dataset's gold words.")

@@ -14,8 +14,8 @@ words (``English -> Setswana`` in the table: nothing trained on the target langu
 bound). With a zero-resource twin ``<dataset>_zr`` (registered by ``speechreps run --discover``:
 the discovered pairs as ``train_pairs``, the terms discovered in the validation audio as
 ``validation_words``), :func:`plan_discovered` adds *discovered* rows: the same AWE model trained
-on the twin (its pairs; ``best.pt`` picked by the AP on its pseudo-labelled validation terms) and
-scored on the dataset's gold validation and test words, for MFCC and for label-free inputs only
+on the twin (its pairs), read at ``last.pt`` (:func:`~speechreps.awe.train.scored_checkpoint`: the
+AP on the twin's pseudo-labelled validation terms picks the wrong epoch there), and scored on the dataset's gold validation and test words, for MFCC and for label-free inputs only
 (frame models trained without pairs, and models trained on the twin's discovered pairs, shown as
 trained on ``<dataset>_zr``). The table's ``training pairs`` column says which source a row used.
 
@@ -84,7 +84,8 @@ class CompareJob:
     ``pairs_from``: the dataset whose training pairs train the model and whose validation words pick
     its ``best.pt`` (``None``: ``dataset`` itself, its gold pairs); a zero-resource dataset
     ``<dataset>_zr`` of ``speechreps run --discover`` gives the discovered pairs and the pseudo-labelled
-    validation terms. Scores are always on ``dataset``'s (gold) validation and test words.
+    validation terms (logged; the row reads ``last.pt``). Scores are always on ``dataset``'s (gold)
+    validation and test words.
     """
 
     features: str
@@ -168,6 +169,8 @@ def _fingerprint(job: CompareJob, cfg: AWEConfig, seed: int, data_paths: Path, a
         stamp.append([name, load_dataset(data_paths, name).stamp()])
     if apply_to:
         stamp.append(apply_to)
+    if job.pairs_from is not None:  # scored at last.pt since 2026-12-03 (best.pt before): rows of before are stale
+        stamp.append({"scored_checkpoint": "last"})
     if job.frame_model is not None:
         from ..train import checkpoint as ckpt
 
@@ -188,7 +191,7 @@ def run_job(job: CompareJob, data_paths: Path, cfg: AWEConfig, out_dir: Path, se
     apply_to = list(apply_to or [])
     from ..data.registry import load_dataset
     from .data import MFCCInput, ModelInput
-    from .train import InputSpec, evaluate_awe, load_awe, train_awe
+    from .train import InputSpec, evaluate_awe, load_awe, scored_checkpoint, train_awe
 
     cfg = dataclasses.replace(cfg, seed=seed)
     if job.pairs_from is not None:
@@ -212,8 +215,9 @@ def run_job(job: CompareJob, data_paths: Path, cfg: AWEConfig, out_dir: Path, se
     log(f"awe compare: training a {model_title(cfg.model)} on {job.features} features of {job.dataset}"
         + (f" (frame model trained on {job.trained_on})" if job.trained_on and job.trained_on != job.dataset else "")
         + (f", on the discovered pairs of {job.pairs_from}" if job.pairs_from else ""))
-    res = train_awe(cfg, train_ds, inputs, ckpt_dir, device=device, spec=spec, log=log, progress=progress)
-    model, _ = load_awe(ckpt_dir, device=device or "cpu")
+    res = train_awe(cfg, train_ds, inputs, ckpt_dir, device=device, spec=spec, log=log, progress=progress, pairs=job.pairs)
+    scored = scored_checkpoint(ckpt_dir)  # discovered pairs: last.pt (their pseudo-labelled validation misleads)
+    model, model_path = load_awe(ckpt_dir, checkpoint=scored, device=device or "cpu")
     t0 = time.perf_counter()
     scores = evaluate_awe(ds, inputs, model, cfg, device=device or "cpu")
     row: dict[str, Any] = {
@@ -224,8 +228,10 @@ def run_job(job: CompareJob, data_paths: Path, cfg: AWEConfig, out_dir: Path, se
         "layer": getattr(inputs, "layer", None), "dim": int(model.cfg.input_dim), "n_pairs": res.n_pairs,
         "train_seconds": res.seconds, "prepare_seconds": res.prepare_seconds,
         "eval_seconds": round(time.perf_counter() - t0, 2), "best_epoch": res.best_epoch,
+        "checkpoint": model_path.name,
         "ckpt_dir": str(ckpt_dir), "fingerprint": fingerprint,
-        # where the training pairs and the validation words that picked best.pt came from
+        # where the training pairs and the validation words that picked best.pt came from (discovered
+        # pairs: logged only, the row is of last.pt, "checkpoint")
         "pairs": job.pairs, "pairs_from": train_ds.name, "pair_file": str(train_ds.train_pairs) if train_ds.train_pairs else None,
         "selection_words": str(train_ds.words.get("validation")) if train_ds.words.get("validation") else None,
         "selection_val_ap": res.best_ap,
@@ -264,8 +270,8 @@ def compare(data_paths: str | Path, datasets: list[str], feature_sets: dict[str,
     ``pairs`` (``gold`` or ``discovered``).
 
     ``discovered``: ``{dataset: its zero-resource twin}`` (``<dataset>_zr`` of ``speechreps run
-    --discover``): the same jobs once more on the twin's discovered pairs, best.pt picked by its
-    pseudo-labelled validation terms, scored on the dataset's gold words (:func:`plan_discovered`), for
+    --discover``): the same jobs once more on the twin's discovered pairs, read at last.pt (their
+    pseudo-labelled validation terms are logged, and picked worse epochs), scored on the dataset's gold words (:func:`plan_discovered`), for
     MFCC and the label-free ``discovered_features`` (same layout as ``feature_sets``). No cross-lingual
     rows for them.
 

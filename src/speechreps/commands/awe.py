@@ -79,7 +79,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--model", default=None, metavar="CKPT_DIR", help="a trained AWE model folder (awe train)")
     e.add_argument("--downsample", type=int, default=None, metavar="N", help="downsample to N frames instead")
     e.add_argument("--method", choices=("fourier", "interpolate"), default="fourier", help="downsampling method")
-    e.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which checkpoint (default best)")
+    e.add_argument("--checkpoint", choices=("best", "last"), default=None,
+                   help="which checkpoint (default: last for a model trained on discovered pairs, whose "
+                        "pseudo-labelled validation picks the wrong epoch; else best)")
     e.add_argument("--device", default=None, help="torch device")
 
     v = s.add_parser("evaluate", help="same-different AP of downsampled and the AWE model's embeddings",
@@ -89,7 +91,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                      "test words; writes CKPT_DIR/awe_evaluation_<language>.json.")
     v.add_argument("ckpt_dir", metavar="CKPT_DIR", help="a trained AWE model folder")
     v.add_argument("--language", default=None, help="dataset to evaluate on (default: the training dataset)")
-    v.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which checkpoint (default best)")
+    v.add_argument("--checkpoint", choices=("best", "last"), default=None,
+                   help="which checkpoint (default: last for a model trained on discovered pairs, whose "
+                        "pseudo-labelled validation picks the wrong epoch; else best)")
     _add_inputs(v)
     _add_common(v)
 
@@ -168,7 +172,8 @@ def _train(args) -> int:
         raise UserError(f"--load-from-epoch must be >= 0, got {args.load_from_epoch}")
     ds = load_dataset(resolve_data_paths(args.data_paths), args.language)
     # the registry says so for a <dataset>_zr twin; a --pairs file replaces its pairs, and then only the flag does
-    if args.discovered_pairs or (args.pairs is None and ds.train_pairs_source == "discovered"):
+    discovered = args.discovered_pairs or (args.pairs is None and ds.train_pairs_source == "discovered")
+    if discovered:
         from ..awe.config import for_discovered_pairs
 
         cfg = for_discovered_pairs(cfg)
@@ -179,13 +184,14 @@ def _train(args) -> int:
 
         inputs, spec = MFCCInput(), InputSpec(kind="mfcc", name="mfcc")
     train_awe(cfg, ds, inputs, args.ckpt_dir, pairs_file=args.pairs, device=device, resume=args.resume,
-              load_from_epoch=args.load_from_epoch, spec=spec, progress=not args.no_progress)
+              load_from_epoch=args.load_from_epoch, spec=spec, progress=not args.no_progress,
+              pairs="discovered" if discovered else "gold")
     return 0
 
 
 def _embed(args) -> int:
     from ..awe.embed import downsample_embeddings, model_embeddings, save_embeddings
-    from ..awe.train import load_awe
+    from ..awe.train import load_awe, scored_checkpoint
     from ..data.archive import load_archive
     from ..errors import UserError
 
@@ -200,7 +206,7 @@ def _embed(args) -> int:
         if not Path(args.model).is_dir():
             raise UserError(f"AWE model folder {args.model} does not exist")
         device = _setup(args)
-        model, path = load_awe(args.model, checkpoint=args.checkpoint, device=device)
+        model, path = load_awe(args.model, checkpoint=args.checkpoint or scored_checkpoint(args.model), device=device)
         emb = model_embeddings(model, words, device)
     out = save_embeddings(args.out, emb)
     dim = next(iter(emb.values())).shape[1] if emb else 0
@@ -209,7 +215,7 @@ def _embed(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from ..awe.train import evaluate_awe, load_awe, read_input_spec
+    from ..awe.train import evaluate_awe, load_awe, read_input_spec, scored_checkpoint
     from ..data.registry import load_dataset
     from ..errors import UserError
     from ..fileio import write_json
@@ -238,12 +244,12 @@ def _evaluate(args) -> int:
                 raise UserError(f"{ck} was trained on feature archives of {raw.get('dataset')!r}: give --features "
                                 f"for {language!r}")
             inputs = spec.build(device)
-    model, path = load_awe(ck, checkpoint=args.checkpoint, device=device)
+    model, path = load_awe(ck, checkpoint=args.checkpoint or scored_checkpoint(ck), device=device)
     scores = evaluate_awe(ds, inputs, model, device=device)
     report = {"checkpoint": str(path), "language": language, "inputs": inputs.describe(), "splits": scores}
     out = ck / f"awe_evaluation_{language}.json"
     write_json(out, report)
-    print(f"AWEs of {inputs.describe()} on {language} (cosine same-different)")
+    print(f"AWEs of {inputs.describe()} on {language} (cosine same-different), {path.name}")
     print(f"{'split':<12}{'embedding':<16}{'AP':>8}{'AP x-spk':>10}{'tokens':>8}")
     for split, entry in scores.items():
         for kind in ("downsample", model.cfg.model):
