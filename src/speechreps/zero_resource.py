@@ -17,8 +17,9 @@ For each dataset:
 4. ``zr-evaluate:...``: the model scored on the gold validation and test words like every other row;
 5. with ``--awe``: the AWE comparison (:mod:`speechreps.awe.compare`) trains its AWE model on
    ``<ds>_zr``'s discovered pairs too (stages ``awe-discovered:*``, read at last.pt: the AP on the
-   discovered validation terms picked worse epochs for it), on MFCC, on the label-free frame models (trained without pairs: APC, CPC) and on
-   the models of step 3, and scores it on the gold words of ``<ds>`` beside the gold-pair rows.
+   discovered validation terms picked worse epochs for it), on MFCC, on the label-free frame models
+   (trained without pairs: APC, CPC) and on the models of step 3, and scores it on the gold words
+   of ``<ds>`` beside the gold-pair rows.
 
 The report gets the discovery scores, the NED / coverage plot, and a table with MFCC, each model on
 gold pairs (the upper bound) and on discovered pairs, and the share of the gold model's gain over

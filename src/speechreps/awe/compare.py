@@ -15,9 +15,10 @@ bound). With a zero-resource twin ``<dataset>_zr`` (registered by ``speechreps r
 the discovered pairs as ``train_pairs``, the terms discovered in the validation audio as
 ``validation_words``), :func:`plan_discovered` adds *discovered* rows: the same AWE model trained
 on the twin (its pairs), read at ``last.pt`` (:func:`~speechreps.awe.train.scored_checkpoint`: the
-AP on the twin's pseudo-labelled validation terms picks the wrong epoch there), and scored on the dataset's gold validation and test words, for MFCC and for label-free inputs only
-(frame models trained without pairs, and models trained on the twin's discovered pairs, shown as
-trained on ``<dataset>_zr``). The table's ``training pairs`` column says which source a row used.
+AP on the twin's pseudo-labelled validation terms picks the wrong epoch there), and scored on the
+dataset's gold validation and test words, for MFCC and for label-free inputs only (frame models
+trained without pairs, and models trained on the twin's discovered pairs, shown as trained on
+``<dataset>_zr``). The table's ``training pairs`` column says which source a row used.
 
 Each job is a stage of :class:`speechreps.stages.StageCache` (the main job's): its row is recorded in
 ``OUT/stages/awe__<features>__<trained_on>__<dataset>__s<seed>.json`` (discovered pairs:
@@ -215,7 +216,8 @@ def run_job(job: CompareJob, data_paths: Path, cfg: AWEConfig, out_dir: Path, se
     log(f"awe compare: training a {model_title(cfg.model)} on {job.features} features of {job.dataset}"
         + (f" (frame model trained on {job.trained_on})" if job.trained_on and job.trained_on != job.dataset else "")
         + (f", on the discovered pairs of {job.pairs_from}" if job.pairs_from else ""))
-    res = train_awe(cfg, train_ds, inputs, ckpt_dir, device=device, spec=spec, log=log, progress=progress, pairs=job.pairs)
+    res = train_awe(cfg, train_ds, inputs, ckpt_dir, device=device, spec=spec, log=log, progress=progress,
+                    pairs=job.pairs)
     scored = scored_checkpoint(ckpt_dir)  # discovered pairs: last.pt (their pseudo-labelled validation misleads)
     model, model_path = load_awe(ckpt_dir, checkpoint=scored, device=device or "cpu")
     t0 = time.perf_counter()
@@ -271,8 +273,8 @@ def compare(data_paths: str | Path, datasets: list[str], feature_sets: dict[str,
 
     ``discovered``: ``{dataset: its zero-resource twin}`` (``<dataset>_zr`` of ``speechreps run
     --discover``): the same jobs once more on the twin's discovered pairs, read at last.pt (their
-    pseudo-labelled validation terms are logged, and picked worse epochs), scored on the dataset's gold words (:func:`plan_discovered`), for
-    MFCC and the label-free ``discovered_features`` (same layout as ``feature_sets``). No cross-lingual
+    pseudo-labelled validation terms are logged, and picked worse epochs), scored on the dataset's
+    gold words (:func:`plan_discovered`), for MFCC and the label-free ``discovered_features`` (same layout as ``feature_sets``). No cross-lingual
     rows for them.
 
     ``workers``: jobs trained at once, each in its own process on one thread (default
