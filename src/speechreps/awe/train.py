@@ -195,9 +195,10 @@ def scored_checkpoint(ckpt_dir: str | Path) -> str:
 
     On discovered pairs the validation words are discovered terms too, labelled by their clusters,
     and their AP picks the wrong epoch: on the built-in corpus (seed 0, the demo ContrastiveRNN,
-    MFCC / APC / CPC / CAPC / frame CAE inputs) it picked epochs 2-8 of 12, and ``last.pt`` scored
-    higher on the gold test words in 9 of 10 rows and level in the tenth (README, "AWEs on
-    discovered pairs: which checkpoint"). So there the step budget, not a label, ends training.
+    MFCC / APC / CPC / CAPC / frame CAE inputs) it picked one of epochs 2-8 of 12 in nine of the ten
+    rows, and ``last.pt`` scored higher on the gold test words in those nine (the tenth picked epoch
+    12; README, "AWEs on discovered pairs: which checkpoint"). So there the step budget, not a
+    label, ends training.
     """
     _, raw = read_input_spec(ckpt_dir)
     return "last" if raw.get("pairs") == "discovered" else "best"
