@@ -188,10 +188,10 @@ def z_cost(median: float, mad: float, z: float) -> float:
     return median - z * 1.4826 * mad
 
 
-def z_threshold(null: np.ndarray, z: float) -> float:
-    """The robust z-score threshold of the null costs (:func:`z_cost` of their median and MAD)."""
+def robust_spread(null: np.ndarray) -> tuple[float, float]:
+    """Median and median absolute deviation of the random pairs' costs (what :func:`z_cost` reads)."""
     median = float(np.median(null))
-    return z_cost(median, float(np.median(np.abs(null - median))), z)
+    return median, float(np.median(np.abs(null - median)))
 
 
 def _random_costs(store: FrameStore, windows, n: int, rng: np.random.Generator, jobs: int | None) -> np.ndarray:
@@ -224,14 +224,15 @@ def discover(utterances: Mapping[str, np.ndarray], cfg: DiscoverConfig | None = 
     keep = non_overlapping(group, sa, sa + windows.length[i], sb, sb + windows.length[j], -sim, cfg.overlap)
     i, j = i[keep], j[keep]
     rng = np.random.default_rng(cfg.seed)
-    null = None
+    null_median = null_mad = None
     if cfg.dtw_threshold is not None:
         floor = float(cfg.dtw_threshold)
     else:
         null = _random_costs(store, windows, RANDOM_PAIRS, rng, cfg.jobs)
         if len(null) == 0:
             raise UserError("discover: the archive needs at least two utterances")
-        floor = z_threshold(null, cfg.floor_z)
+        null_median, null_mad = robust_spread(null)
+        floor = z_cost(null_median, null_mad, cfg.floor_z)
     cost = pair_dtw(store.units, windows.row[i], windows.length[i], windows.row[j], windows.length[j], cfg.jobs)
     ok = cost <= floor
     i, j, cost = i[ok], j[ok], cost[ok]
@@ -281,12 +282,11 @@ def discover(utterances: Mapping[str, np.ndarray], cfg: DiscoverConfig | None = 
     (ua, sa, ea), (ub, sb, eb) = frames_of(ua, row_a, len_a), frames_of(ub, row_b, len_b)
     clusters = cluster_pairs(ua, sa, ea, ub, sb, eb, cfg.node_overlap, 1.0 - cost, cfg.resolution, cfg.seed)
     _timed(stats, "cluster", t)
-    stats["null_median"] = float(np.median(null)) if null is not None else None
-    stats["null_mad"] = float(np.median(np.abs(null - np.median(null)))) if null is not None else None
+    stats["null_median"], stats["null_mad"] = null_median, null_mad
     stats.update(n_utterances=len(store.keys), n_frames=store.n_frames, n_windows=len(windows),
                  n_candidates=int(keep.size), n_pairs=len(cost), n_nodes=len(clusters.node_cluster),
                  n_clusters=clusters.n_clusters, dtw_threshold=threshold, dtw_floor=floor,
-                 coverage_frames=frame_coverage(store.n_frames, *_rows(store, ua, sa, ea, ub, sb, eb)),
+                 coverage_frames=frame_coverage(store.n_frames, row_a, len_a, row_b, len_b),
                  seconds=round(time.perf_counter() - t_start, 3))
     log(f"discover: {stats['n_windows']} windows, {stats['n_pairs']} pairs, {stats['n_nodes']} terms in "
         f"{stats['n_clusters']} clusters ({stats['seconds']:.1f} s)")
