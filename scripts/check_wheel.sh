@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The container recipe without a container engine: build the wheel from the source files the
-# Dockerfiles copy, install it into a fresh virtual environment outside the checkout with
+# Dockerfiles copy, install it into a fresh virtual environment (under the ignored build/) with
 # docker/install.sh and the pinned versions of docker/constraints.txt, check that what got
-# installed is exactly that lock, and run docker/smoke_test.sh from a folder outside the checkout.
+# installed is exactly that lock, and run docker/smoke_test.sh from a folder where only the
+# installed package imports. Pinned packages .venv holds at the pinned version are hard-linked
+# from there (scripts/link_installed.py), so that the check needs little disk, not 1.6 GB.
 # The Dockerfiles run the same two scripts. Lints the Dockerfiles with hadolint when installed
 # (the `test` extra installs it).
 #
@@ -15,7 +17,10 @@ lock="$repo/docker/constraints.txt"
 update=0
 [ "${1:-}" = "--update-lock" ] && update=1
 PYTHON=${PYTHON:-python3}
-work=$(mktemp -d "${TMPDIR:-/tmp}/speechreps-wheel.XXXXXX")
+# The work folder lies in the checkout's ignored build/ (not in $TMPDIR, which may be a small
+# tmpfs), on the same file system as .venv, so that packages can be hard-linked from there.
+mkdir -p "$repo/build"
+work=$(mktemp -d "$repo/build/wheel-check.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 export PIP_NO_COMPILE=1  # no .pyc for all of torch: minutes on a busy machine; imports compile what they use
@@ -38,6 +43,11 @@ say "built $(basename "$work"/dist/speechreps-*.whl)"
 
 # 2. a fresh environment, installed as the images install it
 "$PYTHON" -m venv "$work/venv"
+# What .venv already holds at the pinned versions is hard-linked from there (1.6 GB as a second
+# copy ran a CI machine out of disk); pip then finds it installed, as after installing those wheels.
+if [ "$update" = 0 ] && [ -x "$repo/.venv/bin/python" ]; then
+    "$repo/.venv/bin/python" "$repo/scripts/link_installed.py" "$lock" "$work/venv" || true
+fi
 export PATH="$work/venv/bin:$PATH"
 if [ "$update" = 1 ]; then
     echo "torch==${TORCH_VERSION:-2.13.0}" > "$work/torch.txt"  # the rest at the newest versions pip finds
@@ -62,6 +72,6 @@ python -m pip check >&2
 
 # 3. the smoke test, from a folder outside the checkout, where only the installed package imports
 where=$(cd "$work" && python -c 'import speechreps, os; print(os.path.dirname(speechreps.__file__))')
-case "$where" in "$repo"*) echo "check_wheel: speechreps imported from the checkout ($where)" >&2; exit 1;; esac
+case "$where" in "$work/venv/"*) ;; *) echo "check_wheel: speechreps imported from $where, not from the fresh environment" >&2; exit 1;; esac
 sh "$repo/docker/smoke_test.sh" "$work/smoke"
 say "passed"

@@ -4,10 +4,14 @@ scripts with the same lock, which pins every dependency; the test command runs t
 
 from __future__ import annotations
 
+import importlib.metadata as metadata
+import os
 import re
 import shutil
 import subprocess
 import sys
+import sysconfig
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -75,3 +79,33 @@ def test_hadolint_passes():
     res = subprocess.run([HADOLINT, "--config", str(ROOT / "docker" / "hadolint.yaml"), *map(str, DOCKERFILES)],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_the_wheel_check_links_pinned_packages_instead_of_copying_them():
+    """scripts/link_installed.py (run by check_wheel.sh so that a second 1.6 GB environment does not
+    fill a small disk): a package installed here at its pinned version is hard-linked file by file,
+    its console script rewritten to the new environment's python; one pinned at another version is
+    left for pip to install."""
+    tqdm = metadata.distribution("tqdm")
+    numpy = metadata.distribution("numpy")
+    (ROOT / "build").mkdir(exist_ok=True)  # the check's own place: on .venv's file system
+    work = Path(tempfile.mkdtemp(dir=ROOT / "build", prefix="link-test."))
+    try:
+        venv = work / "venv"
+        site = venv / Path(sysconfig.get_paths()["purelib"]).relative_to(sys.prefix)
+        site.mkdir(parents=True)
+        (work / "lock.txt").write_text(f"# a lock\ntqdm=={tqdm.version}\nnumpy==0.0.1\n")
+        run = subprocess.run([sys.executable, str(ROOT / "scripts" / "link_installed.py"),
+                              str(work / "lock.txt"), str(venv)], capture_output=True, text=True)
+        if run.returncode == 3 and "different file systems" in run.stderr:
+            pytest.skip(run.stderr.strip())
+        assert run.returncode == 0, run.stderr
+        assert "1 pinned packages" in run.stderr
+        init = Path(tqdm.locate_file("tqdm/__init__.py"))
+        assert os.stat(site / "tqdm" / "__init__.py").st_ino == os.stat(init).st_ino
+        assert (site / f"tqdm-{tqdm.version}.dist-info" / "RECORD").is_file()
+        script = (venv / "bin" / "tqdm").read_text()
+        assert script.splitlines()[0] == f"#!{venv.resolve() / 'bin' / 'python'}"
+        assert not (site / "numpy").exists() and numpy.version != "0.0.1"
+    finally:
+        shutil.rmtree(work)
