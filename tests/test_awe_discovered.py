@@ -190,6 +190,14 @@ def test_discovered_jobs_take_label_free_inputs_only(tmp_path, monkeypatch):
     assert [j.frame_checkpoint for j in jobs[1:]] == ["last", "best"]
     assert jobs[2].stage(0) == "awe-discovered:frame_cae:two_zr:two_zr:s0"
     assert CompareJob("mfcc", "two").stage(0) == "awe:mfcc:-:two:s0"  # the gold jobs keep their stage names
+    # --discover-on cpc's second round: its frame CAE (on two_zr_cpc) is an input too, trained on two_zr's pairs;
+    # "twofold_zr" is another dataset's twin, not two's
+    jobs = plan_discovered(["two"], {"two": "two_zr"},
+                           {"frame_cae": {"two_zr_cpc": tmp_path / "cae_cpc", "two_zr": tmp_path / "cae_zr",
+                                          "twofold_zr": tmp_path / "other"}})
+    assert [(j.features, j.trained_on, j.pairs_from, j.frame_checkpoint) for j in jobs] == [
+        ("mfcc", None, "two_zr", "best"), ("frame_cae", "two_zr", "two_zr", "best"),
+        ("frame_cae", "two_zr_cpc", "two_zr", "best")]
 
     # the main job: gold-pair frame models (CAPC, frame CAE of the gold dataset) are not discovered-pair inputs
     from speechreps import experiment
@@ -222,5 +230,10 @@ def test_discovered_jobs_take_label_free_inputs_only(tmp_path, monkeypatch):
     discovered, label_free = discovered_from_results(run, {"cpc": {"two": Path("c")}, "frame_cae": {"two": Path("f")}}, 0)
     assert discovered == {"two": "two_zr"}
     assert label_free == {"cpc": {"two": Path("c")}, "frame_cae": {"two_zr": run / "models" / "s0" / "two_zr" / "frame_cae"}}
+    (run / "models" / "s0" / "two_zr_cpc" / "frame_cae").mkdir(parents=True)  # a second round's model
+    (run / "models" / "s0" / "twofold" / "frame_cae").mkdir(parents=True)  # another dataset's
+    assert discovered_from_results(run, {"frame_cae": {"two": Path("f")}}, 0)[1] == {"frame_cae": {
+        "two_zr": run / "models" / "s0" / "two_zr" / "frame_cae",
+        "two_zr_cpc": run / "models" / "s0" / "two_zr_cpc" / "frame_cae"}}
     (run / "results.json").write_text(json.dumps({"rows": []}))
     assert discovered_from_results(run, {"cpc": {"two": Path("c")}}, 0) == ({}, {"cpc": {"two": Path("c")}})

@@ -396,6 +396,8 @@ def test_run_zero_resource_corpus_trains_pair_models_on_discovered_pairs_only(tm
 
     monkeypatch.setattr(discover_config, "DiscoverConfig", ToneDiscovery)
     monkeypatch.setattr(zero_resource, "Z_CURVE", (2.0,))
+    monkeypatch.setattr(zero_resource, "LEARNED_DTW_Z", 2.0)
+    monkeypatch.setattr(zero_resource, "LEARNED_Z_CURVE", (2.0,))
     corpus = user_layout(tmp_path / "mycorpus")
     net = {"learning_rate": 0.003, "batch_size": 64, "input_dim": 39, "hidden_dim": 16, "num_layers": 2,
            "bottleneck_dim": 8}
@@ -414,18 +416,29 @@ def test_run_zero_resource_corpus_trains_pair_models_on_discovered_pairs_only(tm
             err = capsys.readouterr().err
             assert err.count("\n") == 1 and message in err and "add --discover" in err and "Traceback" not in err
         assert not (tmp_path / "run" / "models").exists()  # refused before any training
-        assert main(["run", *common, "--only", "frame_ae,frame_cae", "--discover"]) == 0
+        # both rounds: on the MFCCs, then on the frame AE's features (trained without labels)
+        assert main(["run", *common, "--only", "frame_ae,frame_cae", "--discover-on", "frame_ae"]) == 0
     out = capsys.readouterr().out
     assert "mycorpus has no gold word pairs (zero-resource), so there they train on discovered pairs only" in out
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert {(r["features"], r["trained_on"], r["split"]) for r in results["rows"]} == {
         ("mfcc", None, "all"), ("frame_ae", "mycorpus", "all")}
     track = results["zero_resource"]
-    assert list(track["discovery"]["mycorpus"]) == ["train"] and track["discovery"]["mycorpus"]["train"]["stats"]["n_pairs"] > 0
+    assert list(track["discovery"]) == ["mycorpus_zr", "mycorpus_zr_frame_ae"] and track["datasets"] == {
+        "mycorpus": "mycorpus_zr"}  # the MFCC round's pairs are the AWE models'
+    for twin_name, features in (("mycorpus_zr", "mfcc"), ("mycorpus_zr_frame_ae", "frame_ae")):
+        disc = track["discovery"][twin_name]
+        assert disc["dataset"] == "mycorpus" and list(disc) == ["train", "dataset"]
+        assert disc["train"]["features"] == features and disc["train"]["stats"]["n_pairs"] > 0
+        twin = load_dataset(tmp_path / "data" / "data_paths.json", twin_name)
+        assert twin.zero_resource and twin.train_pairs == Path(disc["train"]["files"]["pairs"])
+        assert not twin.has_word_tokens("validation")
+        assert not (tmp_path / "run" / "models" / "s0" / twin_name / "frame_cae" / "best.pt").exists()
     assert [(r["features"], r["trained_on"], r["split"]) for r in track["rows"] if r["distance"] == "dtw"] == [
-        ("frame_cae", "mycorpus_zr", "all")]
+        ("frame_cae", "mycorpus_zr", "all"), ("frame_cae", "mycorpus_zr_frame_ae", "all")]
     assert all(0 < r["ap"] <= 1 for r in track["rows"])
-    twin = load_dataset(tmp_path / "data" / "data_paths.json", "mycorpus_zr")
-    assert twin.zero_resource and twin.train_pairs is not None and not twin.has_word_tokens("validation")
-    assert not (tmp_path / "run" / "models" / "s0" / "mycorpus_zr" / "frame_cae" / "best.pt").exists()
-    assert "| mycorpus | frame_cae | " in (tmp_path / "run" / "report.md").read_text()
+    report = (tmp_path / "run" / "report.md").read_text()
+    dtw = {r["trained_on"]: r["ap"] for r in track["rows"] if r["distance"] == "dtw"}
+    assert "pairs discovered on MFCC val / test (gain kept) | pairs discovered on frame_ae val / test" in report
+    assert "| mycorpus | frame_cae | " in report and f"| {dtw['mycorpus_zr']:.3f} | {dtw['mycorpus_zr_frame_ae']:.3f} |" in report
+    assert "| mycorpus | MFCC |" in report and "| mycorpus | frame_ae |" in report  # both rounds' discovery rows

@@ -77,7 +77,7 @@ class MainJobOptions:
     device: str | None = None
     cross_lingual: bool = True
     awe: bool = False
-    discover_on: str | None = None  # --discover: discover on this label-free type's features, not MFCCs
+    discover_on: str | None = None  # --discover-on: a second discovery round on this label-free type's features
     encoders: list[Path] = field(default_factory=list)  # pretrained model folders (--encoder), extra rows
     discover: bool = False  # the zero-resource track (speechreps.zero_resource): discovered pairs
     progress: bool = True
@@ -448,7 +448,9 @@ def _awe_comparison(config_file: Path, data_paths: Path, names: list[str], train
              "picked worse epochs): no word label used in training or selection. Their inputs "
              "are label-free too: MFCC, models trained without pairs (read at their last.pt, "
              "marked \"(last.pt)\", as gold validation AP picked their best.pt), and the track's models trained on "
-             "discovered pairs (frame model trained on `<dataset>_zr`). Every row is scored on the dataset's gold words.")
+             "discovered pairs (frame model trained on `<dataset>_zr`, or on `<dataset>_zr_<type>`, the pairs of "
+             "`--discover-on`'s second round; the AWE model itself always trains on `<dataset>_zr`'s). Every row is "
+             "scored on the dataset's gold words.")
     head = (f"{model_title(cfg.model)} (config section `awe`, seed {seed}) on each input feature type, beside downsampling "
             f"({cfg.downsample_n} frames, {cfg.downsample_method}); same-different AP of the embeddings, cosine "
             f"distance.{pairs}")

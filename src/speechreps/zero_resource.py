@@ -3,10 +3,9 @@
 For each dataset:
 
 1. ``discover:<ds>``: term discovery (:mod:`speechreps.discover`) on the training utterances' MFCCs
-   (or, ``--discover-on TYPE``, on the features of the run's label-free TYPE model), and on
-   the validation utterances (their discovered terms become a *pseudo-labelled* validation set:
-   cluster ids as word labels); scored against the gold alignment where the built-in corpus has
-   one (ZeroSpeech measures), with NED against coverage over DTW thresholds for the plot;
+   and on the validation utterances (their discovered terms become a *pseudo-labelled* validation
+   set: cluster ids as word labels); scored against the gold alignment where the built-in corpus
+   has one (ZeroSpeech measures), with NED against coverage over DTW thresholds for the plot;
 2. a dataset ``<ds>_zr`` registered in ``data_paths.json``: the same utterances, the discovered
    pairs as ``train_pairs``, the discovered validation terms as ``validation_words``;
 3. ``zr-train:<type>:<ds>:s<seed>``: the types that train on word pairs (registry: ``uses_pairs``;
@@ -15,15 +14,20 @@ For each dataset:
    by the AP on the discovered validation terms (model selection without labels); the gold
    validation AP is logged beside it (``ref_val_ap``) only to report which epoch it would have picked;
 4. ``zr-evaluate:...``: the model scored on the gold validation and test words like every other row;
-5. with ``--awe``: the AWE comparison (:mod:`speechreps.awe.compare`) trains its AWE model on
-   ``<ds>_zr``'s discovered pairs too (stages ``awe-discovered:*``, read at last.pt: the AP on the
-   discovered validation terms picked worse epochs for it), on MFCC, on the label-free frame models
-   (trained without pairs: APC, CPC) and on the models of step 3, and scores it on the gold words
-   of ``<ds>`` beside the gold-pair rows.
+5. with ``--discover-on TYPE``, a second round: steps 1-4 again on the features of the run's
+   label-free TYPE model (``discover:<ds>:<TYPE>``, twin ``<ds>_zr_<TYPE>``, stages
+   ``zr-train:<type>:<ds>:<TYPE>:s<seed>``), so that the report shows both rounds side by side:
+   on the built-in corpus CPC's pairs trained CAPC and the frame CAE better than MFCC's;
+6. with ``--awe``: the AWE comparison (:mod:`speechreps.awe.compare`) trains its AWE model on
+   ``<ds>_zr``'s pairs, the MFCC round's, in either case (pairs found on CPC features trained the
+   AWE models much worse: README, "Discovery on CPC features"; stages ``awe-discovered:*``, read at
+   last.pt: the AP on the discovered validation terms picked worse epochs for it), on MFCC, on the
+   label-free frame models (trained without pairs: APC, CPC) and on the models of steps 3 and 5,
+   and scores it on the gold words of ``<ds>`` beside the gold-pair rows.
 
 The report gets the discovery scores, the NED / coverage plot, and a table with MFCC, each model on
-gold pairs (the upper bound) and on discovered pairs, and the share of the gold model's gain over
-MFCC that the discovered-pair model keeps.
+gold pairs (the upper bound) and on each round's discovered pairs, and the share of the gold model's
+gain over MFCC that each discovered-pair model keeps.
 """
 
 from __future__ import annotations
@@ -45,6 +49,17 @@ Z_CURVE = (3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5)
 # train worse models (README, "Two operating points").
 LEARNED_DTW_Z = 4.4
 LEARNED_Z_CURVE = (4.0, 4.2, 4.4, 4.6, 4.8, 5.0)
+
+
+def twin_name(dataset: str, features: str = "mfcc") -> str:
+    """The zero-resource twin of ``dataset`` whose pairs were discovered on ``features``: ``<ds>_zr``
+    (MFCCs) or ``<ds>_zr_<type>`` (a model's features)."""
+    return f"{dataset}_zr" if features == "mfcc" else f"{dataset}_zr_{features}"
+
+
+def is_twin(name: str, dataset: str) -> bool:
+    """Whether ``name`` is a zero-resource twin of ``dataset`` (either round's, :func:`twin_name`)."""
+    return name == f"{dataset}_zr" or name.startswith(f"{dataset}_zr_")
 
 
 def _gold_words(opts, name: str) -> Path | None:
@@ -127,11 +142,11 @@ def _discover_stage(data_paths: Path, name: str, gold: Path | None, out: Path, j
     return result
 
 
-def _register(data_paths: Path, name: str, disc: dict) -> str:
+def _register(data_paths: Path, name: str, disc: dict, zr: str) -> str:
+    """Register ``zr``: ``name``'s utterances with the discovered pairs (and validation terms) of ``disc``."""
     from .data.registry import load_dataset, register_dataset
 
     ds = load_dataset(data_paths, name)
-    zr = f"{name}_zr"
     splits = ("all",) if ds.zero_resource else ("train", "validation", "test")
     entries: dict[str, Any] = {f"{s}_data": ds.utterances(s) for s in splits}
     entries["train_pairs"] = Path(disc["train"]["files"]["pairs"])
@@ -182,11 +197,15 @@ def gold_step_budget(rep: str, cfg, data_paths: Path, name: str):
     return dataclasses.replace(cfg, num_steps=per_epoch * cfg.num_epochs, steps_per_epoch=per_epoch)
 
 
-def _discovery_model(opts, training: dict, name: str, seed: int) -> dict | None:
-    """The training record of ``--discover-on``'s model of ``name`` in this run (checked by
-    :func:`check_discover_on` before training), or None: discovery on MFCCs."""
+def _rounds(opts, training: dict, name: str, seed: int) -> list[tuple[str, dict | None]]:
+    """The discovery rounds on ``name``: ``("mfcc", None)``, then with ``--discover-on TYPE``
+    ``(TYPE, the training record of this run's TYPE model of name)`` (checked by
+    :func:`check_discover_on` before training)."""
     rep = getattr(opts, "discover_on", None)
-    return None if rep in (None, "mfcc") else training[f"{rep}:{name}:s{seed}"]
+    rounds: list[tuple[str, dict | None]] = [("mfcc", None)]
+    if rep not in (None, "mfcc"):
+        rounds.append((rep, training[f"{rep}:{name}:s{seed}"]))
+    return rounds
 
 
 def check_discover_on(rep: str | None, types: list[str]) -> None:
@@ -205,50 +224,65 @@ def check_discover_on(rep: str | None, types: list[str]) -> None:
 def run_track(config_file: Path, data_paths: Path, names: list[str], data_fps: dict[str, str], training: dict,
               types: list[str], seed: int, opts, cache) -> dict:
     """Run (or reuse) the track's stages for ``seed``; returns ``{"rows", "discovery", "selection", "figure",
-    "datasets", "models"}`` (``datasets``: ``{dataset: <dataset>_zr}``; ``models``: ``{type: {<dataset>_zr:
-    checkpoint folder}}``, the AWE comparison's discovered-pair inputs)."""
+    "datasets", "models"}`` (``discovery``: ``{twin: its discovery, with "dataset"}``, one twin per
+    dataset and round; ``datasets``: ``{dataset: <dataset>_zr}``, the MFCC round's twin, whose pairs
+    train the AWE models; ``models``: ``{type: {twin: checkpoint folder}}``, the AWE comparison's
+    discovered-pair inputs)."""
     from .experiment import _evaluate_model, _seed_config, _train, stage_config
     from .stages import fingerprint
 
     reps = [t for t in types if model_types.get(t).uses_pairs]
     rows: list[dict] = []
     discovery, selection = {}, {}
-    datasets: dict[str, str] = {}  # dataset -> its zero-resource twin
+    datasets: dict[str, str] = {}  # dataset -> its MFCC-round twin
     models: dict[str, dict[str, str]] = {}  # type -> {twin: checkpoint folder}
     for name in names:
         gold = _gold_words(opts, name)
-        out = opts.run_dir / "discover" / name
-        model = _discovery_model(opts, training, name, seed)
-        on = None if model is None else (model["rep"], Path(model["ckpt_dir"]))
-        fp_disc = fingerprint("discover", data_fps[name], gold is not None,  # its content is in data_fps
-                              _discovery_fingerprint_settings(model is not None),
-                              *([] if model is None else [model["rep"], model["fingerprint"]]))
-        disc = cache.run(f"discover:{name}", fp_disc,
-                         lambda: _discover_stage(data_paths, name, gold, out, opts.jobs, on, opts.device))
-        discovery[name] = disc
-        zr = datasets[name] = _register(data_paths, name, disc)
-        for rep in reps:
-            # a type's initialiser (the frame AE) needs no labels: the one trained on this dataset is reused
-            init = training.get(f"{model_types.get(rep).init_from}:{name}:s{seed}")
-            cfg = _seed_config(config_file, rep, seed, {model_types.get(rep).init_from: Path(init["ckpt_dir"])}
-                               if init else {})
-            cfg = gold_step_budget(rep, cfg, data_paths, name)
-            ckpt_dir = opts.run_dir / "models" / f"s{seed}" / zr / rep
-            fp = fingerprint("zr-train", rep, stage_config(rep, cfg, init is not None), data_fps[name],
-                             disc["train"]["stats"], seed, init and init.get("fingerprint"))
-            cache.run(f"zr-train:{rep}:{name}:s{seed}", fp,
-                      lambda: _train(rep, cfg, config_file, ckpt_dir, data_paths, zr, opts, reference=name))
-            selection[f"{rep}:{name}"] = _selection(ckpt_dir)
-            models.setdefault(rep, {})[zr] = str(ckpt_dir)
-            rows += cache.run(f"zr-evaluate:{rep}:{name}:s{seed}", fingerprint("zr-evaluate", fp),
-                              lambda: _evaluate_model(rep, ckpt_dir, data_paths, zr, name, seed, opts))
+        for features, model in _rounds(opts, training, name, seed):
+            learned = model is not None
+            tag = "" if not learned else f":{features}"  # stage names of the MFCC round as before rounds
+            out = opts.run_dir / "discover" / (name if not learned else f"{name}_on_{features}")
+            on = None if not learned else (features, Path(model["ckpt_dir"]))
+            fp_disc = fingerprint("discover", data_fps[name], gold is not None,  # its content is in data_fps
+                                  _discovery_fingerprint_settings(learned),
+                                  *([] if not learned else [features, model["fingerprint"]]))
+            disc = cache.run(f"discover:{name}{tag}", fp_disc,
+                             lambda: _discover_stage(data_paths, name, gold, out, opts.jobs, on, opts.device))
+            zr = _register(data_paths, name, disc, twin_name(name, features))
+            discovery[zr] = {**disc, "dataset": name}
+            if not learned:
+                datasets[name] = zr
+            for rep in reps:
+                # a type's initialiser (the frame AE) needs no labels: the one trained on this dataset is reused
+                init = training.get(f"{model_types.get(rep).init_from}:{name}:s{seed}")
+                cfg = _seed_config(config_file, rep, seed, {model_types.get(rep).init_from: Path(init["ckpt_dir"])}
+                                   if init else {})
+                cfg = gold_step_budget(rep, cfg, data_paths, name)
+                ckpt_dir = opts.run_dir / "models" / f"s{seed}" / zr / rep
+                fp = fingerprint("zr-train", rep, stage_config(rep, cfg, init is not None), data_fps[name],
+                                 disc["train"]["stats"], seed, init and init.get("fingerprint"))
+                cache.run(f"zr-train:{rep}:{name}{tag}:s{seed}", fp,
+                          lambda: _train(rep, cfg, config_file, ckpt_dir, data_paths, zr, opts, reference=name))
+                selection[f"{rep}:{zr}"] = _selection(ckpt_dir)
+                models.setdefault(rep, {})[zr] = str(ckpt_dir)
+                rows += cache.run(f"zr-evaluate:{rep}:{name}{tag}:s{seed}", fingerprint("zr-evaluate", fp),
+                                  lambda: _evaluate_model(rep, ckpt_dir, data_paths, zr, name, seed, opts))
     figure = _plot_curves(discovery, opts.run_dir / "discovery_ned_coverage.png")
     return {"rows": rows, "discovery": discovery, "selection": selection, "figure": figure and figure.name,
             "datasets": datasets, "models": models}
 
 
+def _round_title(twin: str, disc: dict) -> str:
+    """``dataset (features)`` of one round's discovery (a run of before rounds keyed it by dataset)."""
+    return f"{disc.get('dataset', twin)} ({_features_title(disc['train'].get('features', 'mfcc'))})"
+
+
+def _features_title(features: str) -> str:
+    return "MFCC" if features == "mfcc" else features.upper() if len(features) <= 4 else features
+
+
 def _plot_curves(discovery: dict, path: Path) -> Path | None:
-    curves = {n: d["train"].get("curve") for n, d in discovery.items() if d["train"].get("curve")}
+    curves = {_round_title(n, d): d["train"].get("curve") for n, d in discovery.items() if d["train"].get("curve")}
     if not curves:
         return None
     import matplotlib
@@ -280,24 +314,27 @@ def _plot_curves(discovery: dict, path: Path) -> Path | None:
 
 def markdown(track: dict, main_rows: list[dict], seed: int) -> str:
     """The report section: discovery scores, the model table, model selection."""
-    on = sorted({d["train"].get("features", "mfcc") for d in track["discovery"].values()})
-    on_text = "MFCCs" if on == ["mfcc"] else f"the features of this run's {', '.join(on)} model (last.pt)"
+    discovery = track["discovery"]
+    rounds = list(dict.fromkeys(d["train"].get("features", "mfcc") for d in discovery.values()))
+    on_text = " and, in a second round, ".join(
+        "MFCCs" if f == "mfcc" else f"the features of this run's {f} model (last.pt)" for f in rounds)
     lines = [f"Pairs found by `speechreps discover` on each language's training audio (no transcription), on "
              f"{on_text}, the correspondence models trained on them (for as many steps as on the gold pairs where "
              "the config counts epochs), and "
              "best.pt picked by AP on terms discovered in the validation audio (no labels; a zero-resource dataset "
              "has no validation audio, and its models are read at last.pt). NED and coverage use "
              "each word's letters as its phones.", "",
-             "| dataset | minutes of audio | discovery s | pairs | terms | clusters | NED (clusters) | NED (pair file) | "
-             "coverage | grouping F | token F | type F | boundary F |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for name, d in track["discovery"].items():
+             "| dataset | discovered on | minutes of audio | discovery s | pairs | terms | clusters | NED (clusters) | "
+             "NED (pair file) | coverage | grouping F | token F | type F | boundary F |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for twin, d in discovery.items():
         t, s = d["train"], d["train"].get("scores")
         st = t["stats"]
+        head = f"| {d.get('dataset', twin)} | {_features_title(t.get('features', 'mfcc'))} | {st['n_frames'] / 6000:.1f} | {t['seconds']} |"
         if s is None:
-            lines.append(f"| {name} | {st['n_frames'] / 6000:.1f} | {t['seconds']} | {st['n_pairs']} | {st['n_nodes']} | "
-                         f"{st['n_clusters']} | - | - | - | - | - | - | - |")
+            lines.append(f"{head} {st['n_pairs']} | {st['n_nodes']} | {st['n_clusters']} | - | - | - | - | - | - | - |")
             continue
-        lines.append(f"| {name} | {st['n_frames'] / 6000:.1f} | {t['seconds']} | {s['n_pairs']} | {s['n_intervals']} | "
+        lines.append(f"{head} {s['n_pairs']} | {s['n_intervals']} | "
                      f"{s['n_clusters']} | {s['ned']:.3f} | {s['ned_pairs']:.3f} | {s['coverage']:.3f} | "
                      f"{s['grouping']['f']:.3f} | {s['token']['f']:.3f} | {s['type']['f']:.3f} | {s['boundary']['f']:.3f} |")
     if track.get("figure"):
@@ -311,21 +348,27 @@ def markdown(track: dict, main_rows: list[dict], seed: int) -> str:
         return None
 
     lines += ["", "DTW AP (all same-word pairs) on validation / test words (a zero-resource dataset: on all its "
-              "words, and no gold-pair model):", "",
-              "| dataset | model | MFCC val / test | gold pairs (upper bound) val / test | discovered pairs val / test | "
-              "test gain kept |", "|---|---|---|---|---|---|"]
-    names = list(track["discovery"])
+              "words, and no gold-pair model), and the share of the gold-pair model's test gain over MFCC that "
+              "each discovered-pair model keeps:", "",
+              "| dataset | model | MFCC val / test | gold pairs (upper bound) val / test | " +
+              " | ".join(f"pairs discovered on {_features_title(f)} val / test (gain kept)" for f in rounds) + " |",
+              "|---|---|---|---|" + "---|" * len(rounds)]
+    names = list(dict.fromkeys(d.get("dataset", twin) for twin, d in discovery.items()))
+    fmt = lambda v: " / ".join("-" if x is None else f"{x:.3f}" for x in v)  # noqa: E731
     for name in names:
         splits = ("all",) if any(r["evaluated_on"] == name and r["split"] == "all" for r in main_rows) else ("validation", "test")
         for rep in dict.fromkeys(r["features"] for r in track["rows"]):
             m = [ap(main_rows, "mfcc", None, name, s) for s in splits]
             g = [ap(main_rows, rep, name, name, s) for s in splits]
-            z = [ap(track["rows"], rep, f"{name}_zr", name, s) for s in splits]
-            if None in z:
+            cells = []
+            for f in rounds:
+                z = [ap(track["rows"], rep, twin_name(name, f), name, s) for s in splits]
+                kept = ("" if None in z + g + m or g[-1] == m[-1]
+                        else f" ({(z[-1] - m[-1]) / (g[-1] - m[-1]):.0%})")
+                cells.append(fmt(z) + kept)
+            if all(c.startswith("-") for c in cells):
                 continue
-            kept = "-" if None in g + m or g[-1] == m[-1] else f"{(z[-1] - m[-1]) / (g[-1] - m[-1]):.0%}"
-            fmt = lambda v: " / ".join("-" if x is None else f"{x:.3f}" for x in v)  # noqa: E731
-            lines.append(f"| {name} | {rep} | {fmt(m)} | {fmt(g)} | {fmt(z)} | {kept} |")
+            lines.append(f"| {name} | {rep} | {fmt(m)} | {fmt(g)} | {' | '.join(cells)} |")
     sel = {k: v for k, v in track["selection"].items() if v}
     if sel:
         same = sum(v["same"] for v in sel.values())

@@ -47,6 +47,7 @@ from typing import Any, Callable
 from .. import model_types
 from ..errors import UserError
 from ..fileio import write_json, write_text
+from ..zero_resource import is_twin
 from .config import AWEConfig, awe_config_to_dict, for_discovered_pairs
 
 # Row order of the table: input features.
@@ -132,8 +133,10 @@ def plan(datasets: list[str], feature_sets: dict[str, dict[str, str | Path]], cr
 
 def plan_discovered(datasets: list[str], pair_sources: dict[str, str],
                     feature_sets: dict[str, dict[str, str | Path]]) -> list[CompareJob]:
-    """The discovered-pair jobs: per dataset with a zero-resource twin (``pair_sources``: ``{dataset: <dataset>_zr}``),
-    MFCC and each feature set of a frame model trained on that dataset or on its twin.
+    """The discovered-pair jobs: per dataset with a zero-resource twin (``pair_sources``: ``{dataset: <dataset>_zr}``,
+    whose pairs train every job), MFCC and each feature set of a frame model trained on that dataset
+    or on one of its twins (:func:`~speechreps.zero_resource.is_twin`: also ``<dataset>_zr_<type>``,
+    the pairs of ``run --discover-on TYPE``'s second round).
 
     Only label-free inputs belong in ``feature_sets`` here: models trained without pairs (APC, CPC)
     on the dataset, and the zero-resource track's models trained on the twin's discovered pairs
@@ -149,7 +152,8 @@ def plan_discovered(datasets: list[str], pair_sources: dict[str, str],
             continue
         jobs.append(CompareJob("mfcc", name, pairs_from=zr))
         for feat in order:
-            for trained_on in (name, zr):
+            # the dataset's own model, then those of the track's rounds (<ds>_zr, <ds>_zr_<type>)
+            for trained_on in (name, *sorted(k for k in feature_sets[feat] if is_twin(k, name))):
                 if trained_on in feature_sets[feat]:
                     # a model trained on the dataset itself validated on its gold words, which picked its
                     # best.pt: its last.pt is the label-free choice; one of the twin picked on pseudo labels
@@ -480,7 +484,7 @@ def discovered_from_results(run_dir: str | Path, feature_sets: dict[str, dict[st
 
     ``discovered``: ``{dataset: <dataset>_zr}``; ``label_free``: the entries of ``feature_sets`` whose
     type trains without pairs, plus the zero-resource track's models of ``seed`` trained on
-    ``<dataset>_zr`` (found in the run folder's ``models/s<seed>/<dataset>_zr/<type>``).
+    ``<dataset>_zr`` or ``<dataset>_zr_<type>`` (found in the run folder's ``models/s<seed>/<twin>/<type>``).
     """
     run_dir = Path(run_dir)
     results = json.loads((run_dir / "results.json").read_text())
@@ -488,8 +492,9 @@ def discovered_from_results(run_dir: str | Path, feature_sets: dict[str, dict[st
     discovered = dict(track.get("datasets") or {})
     if not discovered:  # a run recorded before the track listed its datasets: the registered twins
         discovered = {name: f"{name}_zr" for name in track.get("discovery") or {}}
-    # the track's models of the types compared, found in the run folder
-    track_models = {rep: {zr: run_dir / "models" / f"s{seed}" / zr / rep for zr in discovered.values()
-                          if (run_dir / "models" / f"s{seed}" / zr / rep).is_dir()} for rep in feature_sets}
+    # the track's models of the types compared, found in the run folder (both rounds' twins)
+    models = run_dir / "models" / f"s{seed}"
+    twins = sorted(d.name for d in models.iterdir() if any(is_twin(d.name, n) for n in discovered)) if models.is_dir() else []
+    track_models = {rep: {zr: models / zr / rep for zr in twins if (models / zr / rep).is_dir()} for rep in feature_sets}
     label_free = label_free_inputs(feature_sets, track_models)
     return discovered, label_free

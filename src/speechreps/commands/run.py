@@ -55,8 +55,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "picked without labels) and report them beside the gold-pair models, with the "
                         "discovery's own scores")
     p.add_argument("--discover-on", metavar="TYPE", default=None,
-                   help="with --discover: discover on the features of this run's TYPE model (one trained without "
-                        "labels, e.g. cpc; its last.pt) instead of MFCCs; implies --discover")
+                   help="a second round of the zero-resource track: discover again on the features of this run's "
+                        "TYPE model (one trained without labels, e.g. cpc; its last.pt) and train CAPC and frame CAE "
+                        "on those pairs too, beside the MFCC round's (--awe keeps the MFCC round's pairs); implies "
+                        "--discover")
     p.add_argument("--jobs", type=int, default=None, help="CPU threads/processes (default: all cores)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
