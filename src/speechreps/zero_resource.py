@@ -238,6 +238,14 @@ def run_track(config_file: Path, data_paths: Path, names: list[str], data_fps: d
     models: dict[str, dict[str, str]] = {}  # type -> {twin: checkpoint folder}
     for name in names:
         gold = _gold_words(opts, name)
+        # each type's config, the same in every round: a type's initialiser (the frame AE) needs no labels, so
+        # the one trained on this dataset is reused; the budget is the gold model's (builds its training set once)
+        setups = {}
+        for rep in reps:
+            init = training.get(f"{model_types.get(rep).init_from}:{name}:s{seed}")
+            cfg = _seed_config(config_file, rep, seed, {model_types.get(rep).init_from: Path(init["ckpt_dir"])}
+                               if init else {})
+            setups[rep] = init, gold_step_budget(rep, cfg, data_paths, name)
         for features, model in _rounds(opts, training, name, seed):
             learned = model is not None
             tag = "" if not learned else f":{features}"  # stage names of the MFCC round as before rounds
@@ -252,12 +260,7 @@ def run_track(config_file: Path, data_paths: Path, names: list[str], data_fps: d
             discovery[zr] = {**disc, "dataset": name}
             if not learned:
                 datasets[name] = zr
-            for rep in reps:
-                # a type's initialiser (the frame AE) needs no labels: the one trained on this dataset is reused
-                init = training.get(f"{model_types.get(rep).init_from}:{name}:s{seed}")
-                cfg = _seed_config(config_file, rep, seed, {model_types.get(rep).init_from: Path(init["ckpt_dir"])}
-                                   if init else {})
-                cfg = gold_step_budget(rep, cfg, data_paths, name)
+            for rep, (init, cfg) in setups.items():
                 ckpt_dir = opts.run_dir / "models" / f"s{seed}" / zr / rep
                 fp = fingerprint("zr-train", rep, stage_config(rep, cfg, init is not None), data_fps[name],
                                  disc["train"]["stats"], seed, init and init.get("fingerprint"))
@@ -272,17 +275,18 @@ def run_track(config_file: Path, data_paths: Path, names: list[str], data_fps: d
             "datasets": datasets, "models": models}
 
 
-def _round_title(twin: str, disc: dict) -> str:
-    """``dataset (features)`` of one round's discovery (a run of before rounds keyed it by dataset)."""
-    return f"{disc.get('dataset', twin)} ({_features_title(disc['train'].get('features', 'mfcc'))})"
+def _round_title(disc: dict) -> str:
+    """``dataset (features)`` of one round's discovery."""
+    return f"{disc['dataset']} ({_features_title(disc['train'].get('features', 'mfcc'))})"
 
 
 def _features_title(features: str) -> str:
-    return "MFCC" if features == "mfcc" else features.upper() if len(features) <= 4 else features
+    """MFCC, or the type name as the report's other tables write it."""
+    return "MFCC" if features == "mfcc" else features
 
 
 def _plot_curves(discovery: dict, path: Path) -> Path | None:
-    curves = {_round_title(n, d): d["train"].get("curve") for n, d in discovery.items() if d["train"].get("curve")}
+    curves = {_round_title(d): d["train"].get("curve") for d in discovery.values() if d["train"].get("curve")}
     if not curves:
         return None
     import matplotlib
@@ -327,10 +331,10 @@ def markdown(track: dict, main_rows: list[dict], seed: int) -> str:
              "| dataset | discovered on | minutes of audio | discovery s | pairs | terms | clusters | NED (clusters) | "
              "NED (pair file) | coverage | grouping F | token F | type F | boundary F |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for twin, d in discovery.items():
+    for d in discovery.values():
         t, s = d["train"], d["train"].get("scores")
         st = t["stats"]
-        head = f"| {d.get('dataset', twin)} | {_features_title(t.get('features', 'mfcc'))} | {st['n_frames'] / 6000:.1f} | {t['seconds']} |"
+        head = f"| {d['dataset']} | {_features_title(t.get('features', 'mfcc'))} | {st['n_frames'] / 6000:.1f} | {t['seconds']} |"
         if s is None:
             lines.append(f"{head} {st['n_pairs']} | {st['n_nodes']} | {st['n_clusters']} | - | - | - | - | - | - | - |")
             continue
@@ -353,7 +357,7 @@ def markdown(track: dict, main_rows: list[dict], seed: int) -> str:
               "| dataset | model | MFCC val / test | gold pairs (upper bound) val / test | " +
               " | ".join(f"pairs discovered on {_features_title(f)} val / test (gain kept)" for f in rounds) + " |",
               "|---|---|---|---|" + "---|" * len(rounds)]
-    names = list(dict.fromkeys(d.get("dataset", twin) for twin, d in discovery.items()))
+    names = list(dict.fromkeys(d["dataset"] for d in discovery.values()))
     fmt = lambda v: " / ".join("-" if x is None else f"{x:.3f}" for x in v)  # noqa: E731
     for name in names:
         splits = ("all",) if any(r["evaluated_on"] == name and r["split"] == "all" for r in main_rows) else ("validation", "test")
