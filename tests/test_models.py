@@ -20,6 +20,7 @@ TINY = {
     "apc": dict(BASE, hidden_dim=16, num_layers=3, num_pred_steps=2),
     "apc_aux": dict(BASE, hidden_dim=16, num_layers=2, num_pred_steps=2, include_aux_loss=True,
                     num_pred_steps_aux=3, num_aux_anchors=3, num_aux_steps_back=4, aux_seq_len=6, aux_loss_weight=0.5),
+    "apc_residual": dict(BASE, hidden_dim=16, num_layers=3, num_pred_steps=2, residual=True),
     "capc": dict(BASE, hidden_dim=16, num_layers=2, num_pred_steps=1),
     "cpc": dict(BASE, enc_dim=32, enc_layers=2, z_dim=8, c_dim=16, num_pred_steps=2, num_negatives=4, seq_len=24,
                 dropout=0.2),
@@ -29,7 +30,7 @@ TINY = {
 
 
 def make(name: str):
-    rep_type = "apc" if name == "apc_aux" else name
+    rep_type = "apc" if name.startswith("apc") else name
     torch.manual_seed(0)
     return build_model(rep_type, config_from_dict(TINY[name], rep_type))
 
@@ -60,7 +61,7 @@ def pad(batch, extra: int):
 
 
 def batch_for(name: str, seed: int = 0):
-    if name in ("apc", "apc_aux", "cpc"):
+    if name in ("apc", "apc_aux", "apc_residual", "cpc"):
         return utt_batch(seed=seed)
     if name == "capc":
         b = utt_batch(seed=seed)
@@ -82,7 +83,7 @@ def test_registry_and_interface():
         build_model("vae", None)
 
 
-@pytest.mark.parametrize("name", ["apc", "apc_aux", "capc", "cpc"])
+@pytest.mark.parametrize("name", ["apc", "apc_aux", "apc_residual", "capc", "cpc"])
 def test_padding_changes_no_loss(name):
     model = make(name)
     batch = batch_for(name)
@@ -104,7 +105,7 @@ def test_apc_targets_beyond_the_end_excluded():
     assert model.loss(b)[0].item() == pytest.approx(l1, rel=1e-6)
 
 
-@pytest.mark.parametrize("name", ["apc", "capc", "cpc", "frame_ae", "frame_cae"])
+@pytest.mark.parametrize("name", ["apc", "apc_residual", "capc", "cpc", "frame_ae", "frame_cae"])
 def test_encode_batch_equals_single(name):
     model = make(name).eval()
     b = utt_batch(n=4, T=25, lengths=[25, 17, 9, 3])
@@ -144,7 +145,7 @@ def test_cpc_dropout_zeroes_a_share_p_and_scales_the_rest(p):
     assert drop.eval()(x) is x
 
 
-@pytest.mark.parametrize("name", ["apc", "apc_aux", "capc", "cpc", "frame_ae", "frame_cae"])
+@pytest.mark.parametrize("name", ["apc", "apc_aux", "apc_residual", "capc", "cpc", "frame_ae", "frame_cae"])
 def test_loss_falls(name):
     model = make(name).train()
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
@@ -168,6 +169,29 @@ def test_separate_gru_layers():
     assert w2.data_ptr() != w3.data_ptr() and not torch.equal(w2, w3)
     n_params = sum(p.numel() for p in model.parameters())
     assert n_params == sum(p.numel() for g in grus for p in g.parameters()) + sum(p.numel() for p in model.predictor.parameters())
+
+
+def test_apc_residual_layers_add_their_input():
+    """With ``residual`` layer 1 is the plain GRU and layer k > 1 is GRU_k(h_{k-1}) + h_{k-1}, computed
+    here with torch's own nn.GRU holding the same weights; the same weights without ``residual`` give
+    the plain stack. No parameter is added."""
+    plain, res = make("apc"), make("apc_residual")
+    res.load_state_dict(plain.state_dict())
+    b = utt_batch(n=3, T=20, lengths=[20, 20, 20])
+    expected, x = [], b.feats
+    with torch.no_grad():
+        for k, layer in enumerate(plain.encoder.layers):
+            gru = torch.nn.GRU(layer.input_size, 16, batch_first=True)
+            gru.load_state_dict(layer.state_dict())
+            h, _ = gru(x)
+            x = h + x if k > 0 else h
+            expected.append(x)
+        got = res.encode(b.feats, b.lengths)
+        unchanged = plain.encode(b.feats, b.lengths)
+    for name, want in zip(res.layers, expected):
+        torch.testing.assert_close(got[name], want, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got["gru1"], unchanged["gru1"])
+    assert not torch.allclose(got["gru3"], unchanged["gru3"])
 
 
 def test_ae_decoder_outputs_negative_values():

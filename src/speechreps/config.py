@@ -92,6 +92,10 @@ class APCConfig(TrainingConfig):
 
     ``seq_len`` (not in the original): if > 0, training utterances longer than this are cut to a random
     crop of ``seq_len`` frames inside the model's loss (0 = whole utterances).
+
+    ``residual`` (not in the original; Chung et al.'s APC has it): each GRU layer above the first adds
+    its input to its output. Off by default, so that checkpoints saved before it existed load as they
+    were trained; adds no parameters.
     """
 
     hidden_dim: int = 512
@@ -104,6 +108,7 @@ class APCConfig(TrainingConfig):
     aux_seq_len: int = 20
     aux_loss_weight: float = 0.1
     seq_len: int = 0
+    residual: bool = False
 
     def check(self, bad) -> None:
         super().check(bad)

@@ -2,7 +2,9 @@
 
 APC reads MFCC frames with a stack of unidirectional GRU layers and a linear layer predicts the frame
 ``num_pred_steps`` ahead from the top layer; the loss is the L1 distance, averaged over the real
-(unpadded) frames whose target lies inside the same utterance. Each GRU layer is its own module (the
+(unpadded) frames whose target lies inside the same utterance. With ``residual`` each layer above the
+first adds its input to its output, as in Chung et al.'s APC (the original code of this toolkit's paper
+has no such connections, hence off by default). Each GRU layer is its own module (the
 original's ``[nn.GRU(h, h)] * (n - 1)`` shared one module between the upper layers), so ``encode()`` can
 return every layer.
 
@@ -46,21 +48,26 @@ def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> t
 class GRUStack(nn.Module):
     """``num_layers`` separate unidirectional GRU modules; returns every layer's output.
 
+    ``residual``: layer ``k > 1`` returns ``GRU_k(h) + h`` (its input ``h`` has the same width), so each
+    layer's features keep what the layer below found and the gradient reaches the lower layers directly.
+
     Separate modules (rather than one ``nn.GRU(num_layers=n)``) because the per-layer outputs are the
     features; the fused module runs its layers one after another on a CPU too. Each is a
     :class:`~speechreps.models.gru.FastGRU` (``nn.GRU``'s parameters and results, a faster CPU backward).
     """
 
-    def __init__(self, input_dim: int, hidden_dim: int, num_layers: int):
+    def __init__(self, input_dim: int, hidden_dim: int, num_layers: int, residual: bool = False):
         super().__init__()
+        self.residual = residual
         self.layers = nn.ModuleList(
             [FastGRU(input_dim if i == 0 else hidden_dim, hidden_dim) for i in range(num_layers)]
         )
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         outs = []
-        for gru in self.layers:
-            x, _ = gru(x)  # (B, T, H)
+        for k, gru in enumerate(self.layers):
+            h, _ = gru(x)  # (B, T, H)
+            x = h + x if self.residual and k > 0 else h
             outs.append(x)
         return outs
 
@@ -74,12 +81,12 @@ class APC(nn.Module):
         self.cfg = cfg
         self.layers = tuple(f"gru{i + 1}" for i in range(cfg.num_layers))
         self.default_layer = self.layers[-1]
-        self.encoder = GRUStack(cfg.input_dim, cfg.hidden_dim, cfg.num_layers)
+        self.encoder = GRUStack(cfg.input_dim, cfg.hidden_dim, cfg.num_layers, cfg.residual)
         self.predictor = nn.Linear(cfg.hidden_dim, cfg.input_dim)
         self.use_aux = bool(cfg.include_aux_loss) and type(self) is APC
         if self.use_aux:
             # The auxiliary APC: its own GRU stack and predictor, as in the original.
-            self.aux_encoder = GRUStack(cfg.input_dim, cfg.hidden_dim, cfg.num_layers)
+            self.aux_encoder = GRUStack(cfg.input_dim, cfg.hidden_dim, cfg.num_layers, cfg.residual)
             self.aux_predictor = nn.Linear(cfg.hidden_dim, cfg.input_dim)
 
     # -- features -------------------------------------------------------------------------------
